@@ -1,0 +1,66 @@
+"""REST API of the source registry (admin token required)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from shared.errors import Unprocessable
+from shared.registry import SourceRegistry
+from shared.schemas import ErrorBody, SourceCreate, SourceList, SourcePublic, SourceUpdate
+
+
+def get_registry(request: Request) -> SourceRegistry:
+    registry: SourceRegistry = request.app.state.registry
+    return registry
+
+
+RegistryDep = Annotated[SourceRegistry, Depends(get_registry)]
+
+_errors: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 404, 409, 422, 502)
+}
+
+router = APIRouter(prefix="/sources", tags=["sources"], responses=_errors)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SourcePublic)
+async def create_source(body: SourceCreate, registry: RegistryDep) -> SourcePublic:
+    """Register a SendGrid account: checks the key, creates the schema, tables and view."""
+    source, warnings = await registry.create(body)
+    return registry.public(source, warnings=warnings)
+
+
+@router.get("", response_model=SourceList)
+async def list_sources(registry: RegistryDep) -> SourceList:
+    """Every active source."""
+    return SourceList(sources=[registry.public(s) for s in await registry.list_sources()])
+
+
+@router.get("/{source_id}", response_model=SourcePublic)
+async def get_source(source_id: str, registry: RegistryDep) -> SourcePublic:
+    """One source, with what its webhook has received."""
+    source = await registry.get(source_id)
+    return registry.public(source, webhook=await registry.webhook_summary(source))
+
+
+@router.patch("/{source_id}", response_model=SourcePublic)
+async def update_source(source_id: str, body: SourceUpdate, registry: RegistryDep) -> SourcePublic:
+    """Rotate the API key, set or clear the verification key, change region or interval, or
+    rename (refused once the source holds data)."""
+    if not body.model_fields_set:
+        raise Unprocessable("nothing to change: send at least one field")
+    source, warnings = await registry.update(source_id, body)
+    return registry.public(source, warnings=warnings)
+
+
+@router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_source(
+    source_id: str,
+    registry: RegistryDep,
+    drop_data: Annotated[bool, Query(description="also drop the source's schema")] = False,
+) -> Response:
+    """Stop a source; its data stays unless drop_data=true."""
+    await registry.remove(source_id, drop_data=drop_data)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,237 @@
+"""Pydantic models of SendGrid's Event Webhook events: one model per event type.
+
+The models are the single definition of the event tables: `shared.tables` derives each
+table's typed columns from its model's fields. They are tolerant where SendGrid is
+inconsistent in practice (see the reference's "documented vs observed" table): `attempt` as
+text or number, `tls` as 0/1 or boolean, `timestamp` in seconds or milliseconds, `category`
+as a string or an array, `pool` and `url_offset` as objects, `sg_event_id` as opaque text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+# A timestamp above this is in milliseconds (1e11 s is the year 5138).
+_MILLISECONDS_THRESHOLD = 100_000_000_000
+
+
+def _to_utc(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be a unix time, not a boolean")
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        value = float(value)
+    if isinstance(value, int | float):
+        seconds = value / 1000 if abs(value) > _MILLISECONDS_THRESHOLD else value
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    return value
+
+
+def _lenient_int(value: object) -> object:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def _lenient_bool(value: object) -> object:
+    if value in (0, 1, "0", "1"):
+        return bool(int(str(value)))
+    return value
+
+
+def _category_list(value: object) -> object:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item if isinstance(item, str) else json.dumps(item) for item in value]
+    return value
+
+
+def _text(value: object) -> object:
+    # Opaque identifiers arrive as numbers in some payloads (pool.id, phase_id).
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+UnixTime = Annotated[datetime, BeforeValidator(_to_utc)]
+LenientInt = Annotated[int | None, BeforeValidator(_lenient_int)]
+LenientBool = Annotated[bool | None, BeforeValidator(_lenient_bool)]
+Text = Annotated[str | None, BeforeValidator(_text)]
+Categories = Annotated[list[str], BeforeValidator(_category_list)]
+
+
+class WebhookEvent(BaseModel):
+    """Fields every event type may carry (delivery, engagement and Marketing Campaigns)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    event: str
+    email: str | None = None
+    timestamp: UnixTime
+    sg_event_id: Text = None
+    sg_message_id: Text = None
+    category: Categories = Field(default_factory=list)
+    asm_group_id: LenientInt = None
+    marketing_campaign_id: LenientInt = None
+    marketing_campaign_name: Text = None
+    marketing_campaign_version: Text = None
+    marketing_campaign_split_id: LenientInt = None
+    singlesend_id: Text = None
+    singlesend_name: Text = None
+    template_id: Text = None
+    template_hash: Text = None
+    template_version_id: Text = None
+    sg_template_id: Text = None
+    sg_template_name: Text = None
+    sg_content_type: Text = None
+    sg_user_id: LenientInt = None
+    mc_stats: Text = None
+    phase_id: Text = None
+    post_type: Text = None
+    send_at: Text = None
+    newsletter: dict[str, Any] | None = None
+
+
+class _SmtpEvent(WebhookEvent):
+    smtp_id: Text = Field(None, alias="smtp-id")
+
+
+class ProcessedEvent(_SmtpEvent):
+    pool_name: Text = None
+    pool_id: Text = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_pool(cls, data: Any) -> Any:
+        pool = data.get("pool") if isinstance(data, dict) else None
+        if isinstance(pool, dict):
+            data = {**data, "pool_name": pool.get("name"), "pool_id": pool.get("id")}
+        return data
+
+
+class DroppedEvent(_SmtpEvent):
+    reason: Text = None
+    status: Text = None
+
+
+class DeliveredEvent(_SmtpEvent):
+    response: Text = None
+    ip: Text = None
+    tls: LenientBool = None
+    cert_err: LenientBool = None
+
+
+class DeferredEvent(_SmtpEvent):
+    response: Text = None
+    reason: Text = None
+    attempt: LenientInt = None
+    ip: Text = None
+    tls: LenientBool = None
+    domain: Text = None
+    from_address: Text = Field(None, alias="from")
+
+
+class BounceEvent(_SmtpEvent):
+    type: Text = None  # "bounce" (hard) or "blocked" (soft); "expired" has been seen
+    bounce_classification: Text = None
+    reason: Text = None
+    status: Text = None
+    ip: Text = None
+    tls: LenientBool = None
+    cert_err: LenientBool = None
+
+
+class OpenEvent(WebhookEvent):
+    ip: Text = None
+    useragent: Text = None
+    sg_machine_open: LenientBool = None
+
+
+class ClickEvent(WebhookEvent):
+    ip: Text = None
+    useragent: Text = None
+    url: Text = None
+    url_offset_index: LenientInt = None
+    url_offset_type: Text = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_url_offset(cls, data: Any) -> Any:
+        offset = data.get("url_offset") if isinstance(data, dict) else None
+        if isinstance(offset, dict):
+            data = {
+                **data,
+                "url_offset_index": offset.get("index"),
+                "url_offset_type": offset.get("type"),
+            }
+        elif isinstance(offset, int | str):
+            data = {**data, "url_offset_index": offset}
+        return data
+
+
+class SpamReportEvent(_SmtpEvent):
+    ip: Text = None
+
+
+class UnsubscribeEvent(_SmtpEvent):
+    pass
+
+
+class GroupSubscriptionEvent(_SmtpEvent):
+    ip: Text = None
+    useragent: Text = None
+    url: Text = None
+
+
+class AccountStatusChangeEvent(WebhookEvent):
+    type: Text = None  # compliance_suspend, compliance_deactivate, compliance_ban, reactivate
+
+
+# wire value of `event` -> (table name, model). Table names follow Segment's SendGrid source.
+EVENT_TYPES: dict[str, tuple[str, type[WebhookEvent]]] = {
+    "processed": ("processed", ProcessedEvent),
+    "dropped": ("dropped", DroppedEvent),
+    "delivered": ("delivered", DeliveredEvent),
+    "deferred": ("deferred", DeferredEvent),
+    "bounce": ("bounce", BounceEvent),
+    "open": ("_open", OpenEvent),
+    "click": ("click", ClickEvent),
+    "spamreport": ("spam_report", SpamReportEvent),
+    "unsubscribe": ("unsubscribe", UnsubscribeEvent),
+    "group_unsubscribe": ("group_unsubscribe", GroupSubscriptionEvent),
+    "group_resubscribe": ("group_resubscribe", GroupSubscriptionEvent),
+    "account_status_change": ("account_status_change", AccountStatusChangeEvent),
+}
+
+EVENT_TABLES: tuple[str, ...] = tuple(table for table, _ in EVENT_TYPES.values())
+
+# Keys SendGrid itself sends. Anything else on an event is a custom (unique) arg.
+KNOWN_KEYS: frozenset[str] = frozenset(
+    {"event", "pool", "url_offset", "nlvx_campaign_id", "nlvx_user_id", "nlvx_send_id"}
+    | {
+        field.alias or name
+        for _, model in EVENT_TYPES.values()
+        for name, field in model.model_fields.items()
+    }
+)
+
+
+def canonical_json(event: dict[str, Any]) -> str:
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_id(event: dict[str, Any]) -> str:
+    """The de-duplication key: `sg_event_id`, or a hash of the event's canonical content."""
+    sg_event_id = event.get("sg_event_id")
+    if isinstance(sg_event_id, str) and sg_event_id:
+        return sg_event_id
+    return "sha256:" + hashlib.sha256(canonical_json(event).encode()).hexdigest()
+
+
+def custom_args(event: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in event.items() if key not in KNOWN_KEYS}

@@ -1,0 +1,111 @@
+"""Request and response bodies of the REST API, shared by both services."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.settings import Duration, Region
+from shared.signature import InvalidVerificationKey, load_verification_key
+
+
+def _clean_api_key(value: str) -> str:
+    # Keys pasted from a terminal or a password manager often carry stray whitespace.
+    key = value.strip()
+    if not key:
+        raise ValueError("api_key is empty")
+    if any(ch.isspace() for ch in key):
+        raise ValueError("api_key holds whitespace inside it; paste the key exactly as shown")
+    if not key.startswith("SG."):
+        raise ValueError("api_key does not look like a SendGrid API key (they start with 'SG.')")
+    return key
+
+
+def _check_verification_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        load_verification_key(value)
+    except InvalidVerificationKey as exc:
+        raise ValueError(f"webhook_verification_key: {exc}") from None
+    return "".join(value.split()) if not value.strip().startswith("-----") else value.strip()
+
+
+class SourceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["SendGrid"])
+    api_key: str = Field(description="A SendGrid API key with read access; never returned.")
+    webhook_verification_key: str | None = Field(
+        None, description="The Signed Event Webhook's verification key (base64 DER)."
+    )
+    region: Region = "global"
+    sync_interval: Duration | None = Field(None, description="e.g. 3h; default SYNC_INTERVAL")
+
+    _api_key = field_validator("api_key")(_clean_api_key)
+    _verification_key = field_validator("webhook_verification_key")(_check_verification_key)
+
+
+class SourceUpdate(BaseModel):
+    """Only the fields present are changed; `webhook_verification_key: null` turns signing off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=100)
+    api_key: str | None = None
+    webhook_verification_key: str | None = None
+    region: Region | None = None
+    sync_interval: Duration | None = None
+
+    _api_key = field_validator("api_key")(
+        lambda value: None if value is None else _clean_api_key(value)
+    )
+    _verification_key = field_validator("webhook_verification_key")(_check_verification_key)
+
+
+class WebhookSummary(BaseModel):
+    last_event_at: datetime | None
+    events_last_24h: dict[str, int]
+    events_stored: int
+    duplicates_absorbed: int
+    rejected: int
+
+
+class SourcePublic(BaseModel):
+    id: str
+    name: str
+    schema_name: str = Field(serialization_alias="schema")
+    region: str
+    webhook_url: str
+    webhook_signed: bool
+    api_key_fingerprint: str = Field(description="sha256 prefix of the key, to tell keys apart")
+    scopes: list[str]
+    sync_interval_seconds: int
+    created_at: datetime
+    updated_at: datetime
+    warnings: list[str] = Field(default_factory=list)
+    webhook: WebhookSummary | None = None
+
+
+class SourceList(BaseModel):
+    sources: list[SourcePublic]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    detail: str | None = None
+
+
+def interval_seconds(value: timedelta | None, default: timedelta) -> int:
+    return int((value or default).total_seconds())

@@ -1,0 +1,154 @@
+"""Configuration, read once from the environment through pydantic-settings.
+
+`get_settings()` is the only reader of the environment. Secrets that are not given
+(`ADMIN_TOKEN`, `SECRET_KEY`) are generated on first start and kept under `DATA_DIR`, so a
+restart keeps the same admin token and can still decrypt the stored API keys.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Region = Literal["global", "eu"]
+
+SENDGRID_BASE_URLS: dict[str, str] = {
+    "global": "https://api.sendgrid.com",
+    "eu": "https://api.eu.sendgrid.com",
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> object:
+    """Accept `3h`, `90m`, `45s`, `250ms`, `1d` or a number of seconds."""
+    if isinstance(value, timedelta | int | float):
+        return value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if not isinstance(value, str):
+        return value
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration such as 3h, 90m, 45s or 250ms")
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class ConfigurationError(RuntimeError):
+    """Start-up refused: the message names the variable and what is wrong with it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None, case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    DATA_DIR: Path = Path("./data")
+    DATABASE_URL: str = "sqlite+aiosqlite:///./data/sendgrid-source.db"
+    ADMIN_TOKEN: SecretStr | None = None
+    SECRET_KEY: SecretStr | None = None
+    PUBLIC_URL: str = "http://127.0.0.1:8000"
+    INGEST_HOST: str = "127.0.0.1"
+    INGEST_PORT: int = Field(8000, ge=1, le=65535)
+    SYNC_HOST: str = "127.0.0.1"
+    SYNC_PORT: int = Field(8001, ge=1, le=65535)
+    SENDGRID_API_URL: str | None = None
+    SYNC_INTERVAL: Duration = timedelta(hours=3)
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Webhook receiver (see ingest_service): body limit, replay window, group commit.
+    WEBHOOK_MAX_BODY_BYTES: int = Field(8 * 1024 * 1024, ge=1024)
+    WEBHOOK_TIMESTAMP_TOLERANCE: Duration | None = None
+    INGEST_BATCH_MAX_EVENTS: int = Field(5000, ge=1)
+    INGEST_BATCH_LINGER: Duration = timedelta(milliseconds=5)
+    DATABASE_RETRY_AFTER: int = Field(30, ge=1)
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                f"(got {value.split('://', 1)[0]!r})"
+            )
+        return value
+
+    @field_validator("PUBLIC_URL", "SENDGRID_API_URL")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("SYNC_INTERVAL")
+    @classmethod
+    def _sane_interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def admin_token(self) -> str:
+        assert self.ADMIN_TOKEN is not None, "get_settings() fills ADMIN_TOKEN"
+        return self.ADMIN_TOKEN.get_secret_value()
+
+    @property
+    def secret_key(self) -> str:
+        assert self.SECRET_KEY is not None, "get_settings() fills SECRET_KEY"
+        return self.SECRET_KEY.get_secret_value()
+
+    def sendgrid_base_url(self, region: str) -> str:
+        """SENDGRID_API_URL overrides the region's host (tests, proxies)."""
+        return self.SENDGRID_API_URL or SENDGRID_BASE_URLS[region]
+
+    def webhook_url(self, source_id: str, token: str) -> str:
+        return f"{self.PUBLIC_URL}/webhooks/{source_id}/{token}"
+
+
+def _read_or_create_secret(path: Path, make: str) -> tuple[str, bool]:
+    if path.exists():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(make + "\n")
+    return make, True
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; fill missing secrets from (or into) DATA_DIR."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+    updates: dict[str, object] = {}
+    if settings.ADMIN_TOKEN is None:
+        token, _ = _read_or_create_secret(
+            settings.DATA_DIR / "admin_token", secrets.token_urlsafe(32)
+        )
+        updates["ADMIN_TOKEN"] = SecretStr(token)
+    if settings.SECRET_KEY is None:
+        key, _ = _read_or_create_secret(settings.DATA_DIR / "secret_key", secrets.token_urlsafe(32))
+        updates["SECRET_KEY"] = SecretStr(key)
+    return settings.model_copy(update=updates) if updates else settings
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,274 @@
+"""Every table of the product, defined once: the control tables and each source's schema.
+
+Control tables (`sources`, `sync_runs`, `sync_run_collections`, `webhook_stats`) live in the
+control schema: `sendgrid_source` on PostgreSQL (via the engine's schema translation), the
+main database file on SQLite. Each source's tables live in the source's own schema (an
+attached database file on SQLite). Event tables take their typed columns from the event
+models in `shared.events`.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic.fields import FieldInfo
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.events import EVENT_TYPES, WebhookEvent
+from shared.identifiers import validate_schema_name
+
+CONTROL_SCHEMA = "sendgrid_source"
+
+# Bump when the source-schema layout changes; `shared.warehouse` upgrades older schemas.
+SOURCE_SCHEMA_VERSION = 1
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+UTCDateTime = sa.DateTime(timezone=True)
+
+control_metadata = sa.MetaData()
+
+sources = sa.Table(
+    "sources",
+    control_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("schema_name", sa.String(63), nullable=False, unique=True),
+    sa.Column("region", sa.String(16), nullable=False, server_default="global"),
+    sa.Column("api_key_encrypted", sa.Text, nullable=False),
+    sa.Column("api_key_fingerprint", sa.String(12), nullable=False),
+    sa.Column("scopes", JSONType, nullable=False),
+    sa.Column("webhook_token_encrypted", sa.Text, nullable=False),
+    sa.Column("webhook_verification_key", sa.Text),
+    sa.Column("sync_interval_seconds", sa.Integer),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Removed sources keep their row (and data) so the schema name stays taken.
+    sa.Column("deleted_at", UTCDateTime),
+)
+
+sync_runs = sa.Table(
+    "sync_runs",
+    control_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "source_id", sa.String(36), sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("trigger", sa.String(16), nullable=False),  # initial, scheduled, manual
+    sa.Column("status", sa.String(16), nullable=False),  # running, succeeded, partial, failed
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    # A run whose heartbeat stops (the process died) is later shown as failed.
+    sa.Column("heartbeat_at", UTCDateTime),
+    sa.Column("worker", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_sync_runs_source_started", "source_id", "started_at"),
+)
+
+sync_run_collections = sa.Table(
+    "sync_run_collections",
+    control_metadata,
+    sa.Column(
+        "run_id", sa.String(36), sa.ForeignKey("sync_runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("collection", sa.String(32), primary_key=True),
+    sa.Column("api", sa.String(16)),  # marketing (new API) or legacy (contactdb)
+    sa.Column("status", sa.String(16), nullable=False),  # succeeded, failed, forbidden, empty...
+    sa.Column("rows_upserted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_deleted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("message", sa.Text),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+)
+
+webhook_stats = sa.Table(
+    "webhook_stats",
+    control_metadata,
+    sa.Column(
+        "source_id",
+        sa.String(36),
+        sa.ForeignKey("sources.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("last_event_at", UTCDateTime),
+    sa.Column("events_stored", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("duplicates", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rejected", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+
+def _column_type(annotation: Any) -> sa.types.TypeEngine[Any]:
+    """Map an event model field's Python type to a column type."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (list, dict):
+        return JSONType
+    mapping: dict[Any, sa.types.TypeEngine[Any]] = {
+        str: sa.Text(),
+        int: sa.BigInteger(),
+        bool: sa.Boolean(),
+        datetime: UTCDateTime,
+    }
+    if origin not in mapping:
+        raise TypeError(f"no column type for {annotation!r}")
+    return mapping[origin]
+
+
+def _event_columns(model: type[WebhookEvent]) -> list[sa.Column[Any]]:
+    fields: dict[str, FieldInfo] = model.model_fields
+    return [
+        sa.Column("id", sa.Text, primary_key=True),
+        *(
+            sa.Column(name, _column_type(field.annotation), nullable=name not in ("event",))
+            for name, field in fields.items()
+            if name != "timestamp"
+        ),
+        sa.Column("timestamp", UTCDateTime, nullable=False),
+        sa.Column("custom_args", JSONType, nullable=False),
+        sa.Column("raw", JSONType, nullable=False),
+        sa.Column("received_at", UTCDateTime, nullable=False),
+    ]
+
+
+def _object_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("raw", JSONType, nullable=False),
+        sa.Column("synced_at", UTCDateTime, nullable=False),
+        # Set once a complete listing no longer contains the object; cleared if it returns.
+        sa.Column("deleted_at", UTCDateTime),
+    ]
+
+
+class SourceTables:
+    """The tables of one source's schema. `schema=None` builds unqualified copies (SQLite views)."""
+
+    def __init__(self, schema: str | None) -> None:
+        if schema is not None:
+            validate_schema_name(schema)
+        self.schema = schema
+        self.metadata = sa.MetaData(schema=schema)
+        self.events: dict[str, sa.Table] = {}
+        for table_name, model in EVENT_TYPES.values():
+            if table_name not in self.events:
+                table = sa.Table(table_name, self.metadata, *_event_columns(model))
+                sa.Index(f"ix_{table_name}_received_at", table.c.received_at)
+                self.events[table_name] = table
+        self.rejected = sa.Table(
+            "rejected",
+            self.metadata,
+            # sha256 of the payload, so a resent bad body is kept once.
+            sa.Column("id", sa.String(64), primary_key=True),
+            sa.Column("received_at", UTCDateTime, nullable=False),
+            sa.Column("reason", sa.Text, nullable=False),
+            sa.Column("event", sa.Text),
+            sa.Column("payload", sa.LargeBinary, nullable=False),
+        )
+        self.lists = sa.Table(
+            "lists",
+            self.metadata,
+            sa.Column("id", sa.Text, primary_key=True),
+            sa.Column("name", sa.Text),
+            sa.Column("contact_count", sa.BigInteger),
+            sa.Column("api", sa.String(16), nullable=False),
+            *_object_columns(),
+        )
+        self.segments = sa.Table(
+            "segments",
+            self.metadata,
+            sa.Column("id", sa.Text, primary_key=True),
+            sa.Column("name", sa.Text),
+            sa.Column("contacts_count", sa.BigInteger),
+            sa.Column("parent_list_ids", JSONType),
+            sa.Column("query_version", sa.Text),
+            sa.Column("query_validation", sa.Text),
+            sa.Column("created_at", UTCDateTime),
+            sa.Column("updated_at", UTCDateTime),
+            sa.Column("sample_updated_at", UTCDateTime),
+            sa.Column("next_sample_update", UTCDateTime),
+            sa.Column("api", sa.String(16), nullable=False),
+            *_object_columns(),
+        )
+        self.recipients = sa.Table(
+            "recipients",
+            self.metadata,
+            sa.Column("contact_id", sa.Text, primary_key=True),
+            sa.Column("email", sa.Text),
+            sa.Column("first_name", sa.Text),
+            sa.Column("last_name", sa.Text),
+            sa.Column("alternate_emails", JSONType),
+            sa.Column("address_line_1", sa.Text),
+            sa.Column("address_line_2", sa.Text),
+            sa.Column("city", sa.Text),
+            sa.Column("state_province_region", sa.Text),
+            sa.Column("postal_code", sa.Text),
+            sa.Column("country", sa.Text),
+            sa.Column("phone_number", sa.Text),
+            sa.Column("whatsapp", sa.Text),
+            sa.Column("line", sa.Text),
+            sa.Column("facebook", sa.Text),
+            sa.Column("unique_name", sa.Text),
+            sa.Column("external_id", sa.Text),
+            sa.Column("created_at", UTCDateTime),
+            sa.Column("updated_at", UTCDateTime),
+            sa.Column("custom_fields", JSONType),
+            sa.Column("api", sa.String(16), nullable=False),
+            *_object_columns(),
+        )
+        self.campaigns = sa.Table(
+            "campaigns",
+            self.metadata,
+            sa.Column("id", sa.Text, primary_key=True),
+            sa.Column("name", sa.Text),
+            sa.Column("status", sa.Text),
+            sa.Column("categories", JSONType),
+            sa.Column("send_at", UTCDateTime),
+            sa.Column("is_abtest", sa.Boolean),
+            sa.Column("subject", sa.Text),
+            sa.Column("sender_id", sa.BigInteger),
+            sa.Column("suppression_group_id", sa.BigInteger),
+            sa.Column("send_to", JSONType),
+            sa.Column("created_at", UTCDateTime),
+            sa.Column("updated_at", UTCDateTime),
+            sa.Column("api", sa.String(16), nullable=False),
+            *_object_columns(),
+        )
+
+    @property
+    def objects(self) -> dict[str, sa.Table]:
+        return {
+            "lists": self.lists,
+            "segments": self.segments,
+            "recipients": self.recipients,
+            "campaigns": self.campaigns,
+        }
+
+    def activity_select(self) -> sa.CompoundSelect[Any]:
+        """Every event table with the union of all event columns (NULL where a table lacks one)."""
+        columns: dict[str, sa.Column[Any]] = {}
+        for table in self.events.values():
+            for column in table.columns:
+                columns.setdefault(column.name, column)
+        selects = [
+            sa.select(
+                *(
+                    table.c[name] if name in table.c else sa.cast(sa.null(), col.type).label(name)
+                    for name, col in columns.items()
+                )
+            )
+            for table in self.events.values()
+        ]
+        return sa.union_all(*selects)
+
+
+@lru_cache(maxsize=256)
+def source_tables(schema: str | None) -> SourceTables:
+    return SourceTables(schema)

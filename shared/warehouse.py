@@ -1,0 +1,57 @@
+"""Creating, upgrading and dropping a source's schema: its tables and the `activity` view."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.identifiers import validate_schema_name
+from shared.tables import SOURCE_SCHEMA_VERSION, source_tables
+
+
+def _activity_view_sql(connection: AsyncConnection, schema: str) -> str:
+    # SQLite resolves names in a view body inside the view's own database, and refuses
+    # qualified names there, so the view is compiled from unqualified copies of the tables.
+    dialect = connection.dialect
+    tables = source_tables(None if dialect.name == "sqlite" else schema)
+    body = tables.activity_select().compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return f"CREATE VIEW {schema}.activity AS {body}"
+
+
+async def create_source_schema(connection: AsyncConnection, schema: str) -> None:
+    """Create the schema, every event and object table, and the `activity` view."""
+    schema = validate_schema_name(schema)
+    if connection.dialect.name == "postgresql":
+        await connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+    tables = source_tables(schema)
+    await connection.run_sync(tables.metadata.create_all)
+    await connection.execute(sa.text(f"DROP VIEW IF EXISTS {schema}.activity"))
+    await connection.execute(sa.text(_activity_view_sql(connection, schema)))
+
+
+async def upgrade_source_schema(connection: AsyncConnection, schema: str, version: int) -> int:
+    """Bring a source schema from `version` to SOURCE_SCHEMA_VERSION; returns the new version.
+
+    Version 1 is the initial layout; later versions add their steps here, in order. Creating
+    missing tables and rebuilding the view are safe to repeat, so every upgrade ends with them.
+    """
+    await create_source_schema(connection, schema)
+    return SOURCE_SCHEMA_VERSION
+
+
+async def drop_source_schema(connection: AsyncConnection, schema: str) -> None:
+    schema = validate_schema_name(schema)
+    if connection.dialect.name == "postgresql":
+        await connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        return
+    await connection.execute(sa.text(f"DROP VIEW IF EXISTS {schema}.activity"))
+    await connection.run_sync(source_tables(schema).metadata.drop_all)
+
+
+async def source_has_data(connection: AsyncConnection, schema: str) -> bool:
+    tables = source_tables(validate_schema_name(schema))
+    for table in [*tables.events.values(), *tables.objects.values(), tables.rejected]:
+        found = await connection.scalar(sa.select(sa.literal(1)).select_from(table).limit(1))
+        if found is not None:
+            return True
+    return False

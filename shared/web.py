@@ -1,0 +1,141 @@
+"""What both FastAPI services have in common: errors, admin auth, health, metrics, access log."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import sqlalchemy.exc
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.db import ping
+from shared.errors import AppError, ServiceUnavailable, Unauthorized
+from shared.schemas import Health
+
+log = logging.getLogger("sendgrid_source.http")
+
+HTTP_REQUESTS = Counter(
+    "sendgrid_source_http_requests_total", "HTTP requests answered", ["service", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "sendgrid_source_http_request_seconds",
+    "Time to answer an HTTP request",
+    ["service", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token (ADMIN_TOKEN)")
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"] if p != "body") or "body"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI, retry_after: int) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_: Request, exc: AppError) -> JSONResponse:
+        return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    @app.exception_handler(sqlalchemy.exc.InterfaceError)
+    @app.exception_handler(OSError)
+    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable", extra={"fields": {"error": type(exc).__name__}})
+        error = ServiceUnavailable(
+            "the database is unavailable; nothing was stored, retry later", retry_after=retry_after
+        )
+        return error_response(error.status_code, error.code, error.message, error.headers)
+
+
+def admin_auth(expected_token: str) -> Callable[..., Awaitable[None]]:
+    """A dependency refusing any request without `Authorization: Bearer <ADMIN_TOKEN>`."""
+
+    async def require_admin(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if credentials is None:
+            raise Unauthorized("the admin API needs 'Authorization: Bearer <ADMIN_TOKEN>'")
+        if not hmac.compare_digest(credentials.credentials.encode(), expected_token.encode()):
+            raise Unauthorized("the admin token is wrong")
+
+    return require_admin
+
+
+def install_operational_routes(app: FastAPI, service: str, engine: AsyncEngine) -> None:
+    @app.get("/healthz", tags=["operations"], response_model=Health)
+    async def healthz() -> Health:
+        """The process is up."""
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz", tags=["operations"], response_model=Health, responses={503: {"model": Health}}
+    )
+    async def readyz(response: Response) -> Health:
+        """The database is reachable."""
+        try:
+            await ping(engine)
+        except Exception as exc:
+            response.status_code = 503
+            return Health(status="unavailable", detail=f"database: {type(exc).__name__}")
+        return Health(status="ok")
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def access_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        # The route template, never the path: webhook paths carry the source's token.
+        template = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(service, template, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(service, template).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "route": template,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 1),
+                }
+            },
+        )
+        return response

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import Depends, FastAPI
 
-from ingest_service import sources_api
+from ingest_service import sources_api, webhook
+from ingest_service.writer import EventWriter
 from shared.db import create_engine
 from shared.logs import register_secret
 from shared.registry import SourceRegistry
@@ -22,11 +23,23 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        writer = EventWriter(
+            engine,
+            max_events=settings.INGEST_BATCH_MAX_EVENTS,
+            linger_seconds=settings.INGEST_BATCH_LINGER.total_seconds(),
+            # SQLite takes one writer at a time; PostgreSQL overlaps two commits.
+            writers=1 if settings.is_sqlite else 2,
+        )
         async with httpx.AsyncClient() as http:
-            app.state.registry = SourceRegistry(engine, settings, http)
+            registry = SourceRegistry(engine, settings, http)
+            app.state.registry = registry
+            app.state.webhook_targets = webhook.WebhookTargets(registry)
+            app.state.writer = writer
+            await writer.start()
             try:
                 yield
             finally:
+                await writer.stop()
                 await engine.dispose()
 
     app = FastAPI(
@@ -39,5 +52,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     install_error_handlers(app, settings.DATABASE_RETRY_AFTER)
     install_operational_routes(app, "ingest", engine)
+    app.include_router(webhook.router)
     app.include_router(sources_api.router, dependencies=[Depends(admin_auth(settings.admin_token))])
     return app

@@ -38,6 +38,8 @@ def _lenient_int(value: object) -> object:
 
 
 def _lenient_bool(value: object) -> object:
+    if isinstance(value, bool):
+        return value
     if value in (0, 1, "0", "1"):
         return bool(int(str(value)))
     return value

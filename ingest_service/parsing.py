@@ -1,0 +1,137 @@
+"""From a webhook body to rows: decoding, JSON parsing, per-event validation.
+
+A body that is not a JSON array of objects is refused as a whole (400). Inside a good array,
+an event of an unknown type or one that fails validation becomes a `rejected` row with the
+reason, and the rest of the batch is stored: a non-2xx would make SendGrid resend the whole
+batch for a day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.errors import BadRequest, PayloadTooLarge
+from shared.events import EVENT_TYPES, canonical_json, custom_args, event_id
+
+
+@dataclass
+class RejectedRow:
+    id: str
+    reason: str
+    event: str | None
+    payload: bytes
+
+    @classmethod
+    def of(cls, reason: str, payload: bytes, event: str | None = None) -> RejectedRow:
+        return cls(hashlib.sha256(payload).hexdigest(), reason, event, payload)
+
+
+@dataclass
+class ParsedBatch:
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table -> rows
+    rejected: list[RejectedRow] = field(default_factory=list)
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo `Content-Encoding: gzip`, refusing output beyond `limit` (gzip bombs)."""
+    if not encoding or encoding.strip().lower() == "identity":
+        return body
+    if encoding.strip().lower() not in ("gzip", "x-gzip"):
+        raise BadRequest(f"Content-Encoding {encoding!r} is not supported; send gzip or nothing")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"the body is not valid gzip ({exc})") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"the decompressed body is larger than the limit of {limit} bytes")
+    if not inflater.eof:
+        raise BadRequest("the gzip body is truncated")
+    return data
+
+
+def parse_body(body: bytes, received_at: datetime) -> ParsedBatch:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not UTF-8 (invalid byte at offset {exc.start})") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise BadRequest("the body is not valid JSON: nested too deeply") from None
+    if not isinstance(document, list):
+        raise BadRequest(
+            f"the body must be a JSON array of events, got a JSON {_json_kind(document)}"
+        )
+    not_objects = [i for i, item in enumerate(document) if not isinstance(item, dict)]
+    if not_objects:
+        raise BadRequest(
+            "the body must be a JSON array of event objects; "
+            f"item {not_objects[0]} is a JSON {_json_kind(document[not_objects[0]])}"
+        )
+    batch = ParsedBatch()
+    for item in document:
+        table, row = _event_row(item, received_at, batch)
+        if row is not None:
+            batch.rows.setdefault(table, []).append(row)
+    return batch
+
+
+def _event_row(
+    item: dict[str, Any], received_at: datetime, batch: ParsedBatch
+) -> tuple[str, dict[str, Any] | None]:
+    kind = item.get("event")
+    known = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if known is None:
+        reason = (
+            "the event has no 'event' field" if kind is None else f"unknown event type {kind!r}"
+        )
+        batch.rejected.append(RejectedRow.of(reason, _payload(item), _text_or_none(kind)))
+        return "", None
+    table, model = known
+    try:
+        event = model.model_validate(item)
+    except ValidationError as exc:
+        reason = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'event'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        batch.rejected.append(
+            RejectedRow.of(f"invalid {kind} event: {reason}", _payload(item), kind)
+        )
+        return "", None
+    row = event.model_dump()
+    row["id"] = event_id(item)
+    row["custom_args"] = custom_args(item)
+    row["raw"] = item
+    row["received_at"] = received_at
+    return table, row
+
+
+def _payload(item: dict[str, Any]) -> bytes:
+    return canonical_json(item).encode()
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None if value is None else json.dumps(value)
+
+
+def _json_kind(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+        type(value), "number" if isinstance(value, int | float) else "null"
+    )

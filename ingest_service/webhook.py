@@ -1,0 +1,159 @@
+"""The Event Webhook endpoint: authenticate, read, verify, parse, then wait for the commit.
+
+Order matters: the token is checked before the body is read, the signature is checked on
+the raw bytes before any parsing, and the answer is 2xx only once the events are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from ingest_service.parsing import ParsedBatch, RejectedRow, decompress, parse_body
+from ingest_service.writer import EventWriter, WriteFailed
+from shared.errors import AppError, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable
+from shared.registry import SourceRegistry
+from shared.schemas import ErrorBody
+from shared.settings import Settings
+from shared.signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignatureError,
+    load_verification_key,
+    verify_signature,
+)
+
+# How long a source's token and key are trusted from memory: rotating a key or removing a
+# source takes effect within this time, without a database read on every request.
+_SOURCE_CACHE_SECONDS = 5.0
+# A request waits at most this long for its commit before answering 503.
+_COMMIT_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    source_id: str
+    schema: str
+    token: str
+    key: ec.EllipticCurvePublicKey | None
+    loaded_at: float
+
+
+class WebhookTargets:
+    """Source id -> what a webhook request needs, cached briefly."""
+
+    def __init__(self, registry: SourceRegistry) -> None:
+        self.registry = registry
+        self._cache: dict[str, WebhookTarget] = {}
+
+    async def get(self, source_id: str) -> WebhookTarget | None:
+        cached = self._cache.get(source_id)
+        if cached is not None and time.monotonic() - cached.loaded_at < _SOURCE_CACHE_SECONDS:
+            return cached
+        try:
+            source = await self.registry.get(source_id)
+        except NotFound:
+            self._cache.pop(source_id, None)
+            return None
+        key = source.webhook_verification_key
+        target = WebhookTarget(
+            source.id,
+            source.schema_name,
+            self.registry.webhook_token(source),
+            load_verification_key(key) if key else None,
+            time.monotonic(),
+        )
+        self._cache[source_id] = target
+        return target
+
+
+class WebhookAccepted(BaseModel):
+    stored: int
+    duplicates: int
+    rejected: int
+
+
+router = APIRouter(tags=["webhook"])
+
+_NOT_FOUND = "no webhook at this URL: check the URL copied from the source"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/webhooks/{source_id}/{token}",
+    response_model=WebhookAccepted,
+    responses={code: {"model": ErrorBody} for code in (400, 403, 404, 413, 503)},
+)
+async def receive_events(source_id: str, token: str, request: Request) -> WebhookAccepted:
+    """SendGrid's Event Webhook POSTs a JSON array of events here."""
+    settings: Settings = request.app.state.settings
+    targets: WebhookTargets = request.app.state.webhook_targets
+    writer: EventWriter = request.app.state.writer
+    target = await targets.get(source_id)
+    if target is None or not hmac.compare_digest(token.encode(), target.token.encode()):
+        raise NotFound(_NOT_FOUND)
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    body = decompress(
+        await _read_body(request, limit), request.headers.get("content-encoding"), limit
+    )
+    if target.key is not None:
+        tolerance = settings.WEBHOOK_TIMESTAMP_TOLERANCE
+        try:
+            verify_signature(
+                target.key,
+                body,
+                request.headers.get(SIGNATURE_HEADER),
+                request.headers.get(TIMESTAMP_HEADER),
+                tolerance_seconds=tolerance.total_seconds() if tolerance else None,
+            )
+        except SignatureError as exc:
+            raise Forbidden(f"signature check failed: {exc}") from None
+    received_at = datetime.now(UTC)
+    try:
+        batch = parse_body(body, received_at)
+    except AppError as exc:
+        # Authenticated but unreadable: keep the bytes so nothing sent is lost, then refuse.
+        kept = ParsedBatch(rejected=[RejectedRow.of(f"body refused: {exc.message}", body)])
+        await _commit(writer, target, kept, settings)
+        raise
+    result = await _commit(writer, target, batch, settings)
+    return WebhookAccepted(
+        stored=result.stored, duplicates=result.duplicates, rejected=result.rejected
+    )
+
+
+async def _commit(
+    writer: EventWriter, target: WebhookTarget, batch: ParsedBatch, settings: Settings
+) -> WebhookAccepted:
+    try:
+        result = await asyncio.wait_for(
+            writer.write(target.source_id, target.schema, batch), _COMMIT_TIMEOUT_SECONDS
+        )
+    except (WriteFailed, TimeoutError) as exc:
+        reason = str(exc) or "the database did not commit in time"
+        raise ServiceUnavailable(
+            f"the events were not stored: {reason}; retry later",
+            retry_after=settings.DATABASE_RETRY_AFTER,
+        ) from None
+    return WebhookAccepted(
+        stored=result.stored, duplicates=result.duplicates, rejected=result.rejected
+    )

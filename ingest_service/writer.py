@@ -1,0 +1,240 @@
+"""Group commit: concurrent webhook requests share one transaction, and every request is
+answered only after the transaction holding its events has committed.
+
+A request hands its parsed batch to `EventWriter.write` and waits. Writer tasks collect
+submissions until `max_events` or `linger` is reached, write them all with the fastest bulk
+path the backend has, commit, and resolve each request's future with its own counts. If
+the write fails, every request of the group gets the error (answered 503), so SendGrid
+resends and nothing is lost; de-duplication absorbs whatever had in fact been written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ingest_service.bulk import insert_new_rows, insert_rejected, stored_raw
+from ingest_service.parsing import ParsedBatch
+from shared.db import use_source_schema
+from shared.events import canonical_json
+from shared.tables import source_tables, webhook_stats
+
+log = logging.getLogger("sendgrid_source.ingest")
+
+EVENTS_STORED = Counter(
+    "sendgrid_source_events_stored_total", "Events written", ["schema", "table"]
+)
+EVENTS_DUPLICATE = Counter(
+    "sendgrid_source_events_duplicate_total", "Events already stored (absorbed)", ["schema"]
+)
+EVENTS_REJECTED = Counter(
+    "sendgrid_source_events_rejected_total", "Events kept in `rejected`", ["schema"]
+)
+BATCH_EVENTS = Histogram(
+    "sendgrid_source_commit_events",
+    "Events per group commit",
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000),
+)
+BATCH_REQUESTS = Histogram(
+    "sendgrid_source_commit_requests",
+    "Webhook requests sharing one group commit",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+
+_DEADLOCK_RETRIES = 3
+
+
+class WriteFailed(Exception):
+    """The events could not be committed; the request must not be answered 2xx."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    stored: int
+    duplicates: int
+    rejected: int
+
+
+@dataclass
+class _Submission:
+    source_id: str
+    schema: str
+    batch: ParsedBatch
+    future: asyncio.Future[WriteResult]
+    stored: int = 0
+    duplicates: int = 0
+
+
+class EventWriter:
+    def __init__(
+        self, engine: AsyncEngine, *, max_events: int, linger_seconds: float, writers: int
+    ) -> None:
+        self.engine = engine
+        self.max_events = max_events
+        self.linger = linger_seconds
+        self.writers = writers
+        self._queue: asyncio.Queue[_Submission] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run()) for _ in range(self.writers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._queue.empty():
+            self._queue.get_nowait().future.set_exception(WriteFailed("the service is stopping"))
+
+    async def write(self, source_id: str, schema: str, batch: ParsedBatch) -> WriteResult:
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Submission(source_id, schema, batch, future))
+        return await future
+
+    async def _collect(self) -> list[_Submission]:
+        group = [await self._queue.get()]
+        events = group[0].batch.event_count
+        deadline = asyncio.get_running_loop().time() + self.linger
+        while events < self.max_events:
+            try:
+                submission = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                try:
+                    submission = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            group.append(submission)
+            events += submission.batch.event_count
+        return group
+
+    async def _run(self) -> None:
+        while True:
+            group = await self._collect()
+            try:
+                await self._write_with_retries(group)
+            except Exception as exc:
+                log.warning(
+                    "group commit failed; requests answered 503",
+                    extra={"fields": {"error": type(exc).__name__, "requests": len(group)}},
+                )
+                for submission in group:
+                    if not submission.future.done():
+                        submission.future.set_exception(
+                            WriteFailed(f"the database write failed ({type(exc).__name__})")
+                        )
+                continue
+            for submission in group:
+                if not submission.future.done():
+                    submission.future.set_result(
+                        WriteResult(
+                            submission.stored,
+                            submission.duplicates,
+                            len(submission.batch.rejected),
+                        )
+                    )
+
+    async def _write_with_retries(self, group: list[_Submission]) -> None:
+        for attempt in range(_DEADLOCK_RETRIES):
+            for submission in group:
+                submission.stored = submission.duplicates = 0
+            try:
+                await self._write(group)
+                return
+            except DBAPIError as exc:
+                # Two writers inserting overlapping ids can deadlock on PostgreSQL; the
+                # database aborts one, and writing the group again is safe.
+                if "deadlock" not in str(exc).lower() or attempt == _DEADLOCK_RETRIES - 1:
+                    raise
+
+    async def _write(self, group: list[_Submission]) -> None:
+        for schema in {s.schema for s in group}:
+            use_source_schema(self.engine, schema)
+        BATCH_REQUESTS.observe(len(group))
+        BATCH_EVENTS.observe(sum(s.batch.event_count for s in group))
+        now = datetime.now(UTC)
+        async with self.engine.begin() as connection:
+            # A fixed order of tables keeps concurrent writers from deadlocking.
+            for schema in sorted({s.schema for s in group}):
+                members = [s for s in group if s.schema == schema]
+                tables = source_tables(schema)
+                for table_name in sorted({t for s in members for t in s.batch.rows}):
+                    await _write_table(connection, tables.events[table_name], members, table_name)
+                rejected = [row for s in members for row in s.batch.rejected]
+                if rejected:
+                    await insert_rejected(connection, tables.rejected, rejected, now)
+                    EVENTS_REJECTED.labels(schema).inc(len(rejected))
+            for source_id in sorted({s.source_id for s in group}):
+                members = [s for s in group if s.source_id == source_id]
+                await connection.execute(
+                    sa.update(webhook_stats)
+                    .where(webhook_stats.c.source_id == source_id)
+                    .values(
+                        events_stored=webhook_stats.c.events_stored
+                        + sum(s.stored for s in members),
+                        duplicates=webhook_stats.c.duplicates + sum(s.duplicates for s in members),
+                        rejected=webhook_stats.c.rejected
+                        + sum(len(s.batch.rejected) for s in members),
+                        last_event_at=now,
+                    )
+                )
+
+
+async def _write_table(
+    connection: AsyncConnection,
+    table: sa.Table,
+    members: Sequence[_Submission],
+    table_name: str,
+) -> None:
+    """Insert one table's rows from every submission of the group, exactly once each.
+
+    A row whose id is already stored (or appears earlier in the group) is a duplicate when
+    its content is the same. When the content differs, SendGrid reused an `sg_event_id` for
+    another event (its own docs do this); that event is kept under the id plus a content
+    hash, so nothing a sender sent is dropped. A re-keyed row can only collide with itself,
+    so this ends after at most two rounds.
+    """
+    pending: dict[str, tuple[dict[str, Any], _Submission]] = {}
+    repeats: list[tuple[dict[str, Any], _Submission]] = []
+    for submission in members:
+        for row in submission.batch.rows.get(table_name, ()):
+            if row["id"] in pending:
+                repeats.append((row, submission))
+            else:
+                pending[row["id"]] = (row, submission)
+    while pending:
+        inserted = await insert_new_rows(connection, table, [row for row, _ in pending.values()])
+        for row_id in inserted:
+            pending[row_id][1].stored += 1
+        EVENTS_STORED.labels(table.schema or "", table.name).inc(len(inserted))
+        conflicts = [pending[row_id] for row_id in pending.keys() - inserted]
+        stored = await stored_raw(connection, table, [row["id"] for row, _ in conflicts])
+        stored |= {
+            row_id: canonical_json(pending[row_id][0]["raw"])
+            for row_id in {row["id"] for row, _ in repeats} & inserted
+        }
+        candidates, pending, repeats = [*conflicts, *repeats], {}, []
+        for row, submission in candidates:
+            content = canonical_json(row["raw"])
+            rekeyed_id = f"{row['id']}#{_content_hash(content)}"
+            if content == stored[row["id"]] or rekeyed_id in pending:
+                submission.duplicates += 1
+                EVENTS_DUPLICATE.labels(table.schema or "").inc()
+            else:
+                pending[rekeyed_id] = ({**row, "id": rekeyed_id}, submission)
+
+
+def _content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()[:16]

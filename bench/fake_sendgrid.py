@@ -1,0 +1,247 @@
+"""A small stateful SendGrid Marketing Campaigns API, for benchmarks and end-to-end tests.
+
+Prism (the spec's mock server) cannot exercise a sync: it ignores page tokens, hands out
+off-host `next` links, never finishes an export and sends no rate-limit headers. This fake
+serves real page tokens with `next` links on its own host, an export job that goes pending ->
+ready and streams a gzip CSV generated on the fly (so a million contacts cost no memory),
+`X-RateLimit-*` headers on every answer, and a 429 every `rate_limit_every` requests.
+
+    python -m bench.fake_sendgrid --contacts 1000000 --port 4010
+    SENDGRID_API_URL=http://127.0.0.1:4010 sendgrid-source sync-now SOURCE
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+EXPORT_HEADER = (
+    "EMAIL,FIRST_NAME,LAST_NAME,ADDRESS_LINE_1,ADDRESS_LINE_2,CITY,STATE_PROVINCE_REGION,"
+    "POSTAL_CODE,COUNTRY,ALTERNATE_EMAILS,PHONE_NUMBER,WHATSAPP,LINE,FACEBOOK,UNIQUE_NAME,"
+    "CREATED_AT,UPDATED_AT,CONTACT_ID,NUM_ORDERS"
+)
+
+
+@dataclass
+class FakeAccountState:
+    contacts: int = 1000
+    lists: int = 25
+    segments: int = 5
+    single_sends: int = 10
+    export_files: int = 2
+    # Every Nth API request answers 429 until the next second; 0 turns this off.
+    rate_limit_every: int = 0
+    polls_before_ready: int = 1
+    requests: int = 0
+    exports: dict[str, int] = field(default_factory=dict)
+
+
+def _contact_id(n: int) -> str:
+    return str(uuid.UUID(int=n + 1))
+
+
+def _export_rows(state: FakeAccountState, part: int) -> Iterator[bytes]:
+    """One export file as gzip, generated in chunks of a thousand rows."""
+    compressor = zlib.compressobj(wbits=zlib.MAX_WBITS | 16)
+    yield compressor.compress((EXPORT_HEADER + "\r\n").encode())
+    lines: list[str] = []
+    for n in range(part, state.contacts, state.export_files):
+        lines.append(
+            f'user{n}@example.com,First{n},Last{n},"{n} Main St, Apt {n % 40}",,Springfield,'
+            f"CA,94063,USA,,,,,,,2026-01-05T10:00:00Z,2026-11-20T08:30:00Z,{_contact_id(n)},"
+            f"{n % 17}\r\n"
+        )
+        if len(lines) == 1000:
+            yield compressor.compress("".join(lines).encode())
+            lines = []
+    yield compressor.compress("".join(lines).encode()) + compressor.flush()
+
+
+def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
+    account = state or FakeAccountState()
+    app = FastAPI(title="fake SendGrid")
+    app.state.account = account
+
+    @app.middleware("http")
+    async def rate_limits(request: Request, call_next: Any) -> Response:
+        account.requests += 1
+        reset = str(int(time.time()) + 1)
+        every = account.rate_limit_every
+        if every and account.requests % every == 0 and request.url.path.startswith("/v3/"):
+            return JSONResponse(
+                {"errors": [{"field": None, "message": "too many requests"}]},
+                status_code=429,
+                headers={"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
+                         "X-RateLimit-Reset": reset},
+            )  # fmt: skip
+        response: Response = await call_next(request)
+        response.headers["X-RateLimit-Limit"] = "600"
+        response.headers["X-RateLimit-Remaining"] = "599"
+        response.headers["X-RateLimit-Reset"] = reset
+        return response
+
+    def page(request: Request, items: list[dict[str, Any]], key: str = "result") -> JSONResponse:
+        size = int(request.query_params.get("page_size", "100"))
+        start = int(request.query_params.get("page_token") or 0)
+        base = str(request.url.remove_query_params(["page_token", "page_size"]))
+        metadata: dict[str, Any] = {
+            "self": f"{base}?page_size={size}&page_token={start or ''}",
+            "count": len(items),
+        }
+        if start + size < len(items):
+            metadata["next"] = f"{base}?page_size={size}&page_token={start + size}"
+        return JSONResponse({key: items[start : start + size], "_metadata": metadata})
+
+    @app.get("/v3/scopes")
+    async def scopes() -> dict[str, Any]:
+        return {"scopes": ["marketing.read", "scopes.read", "suppression.read"]}
+
+    @app.get("/v3/marketing/lists")
+    async def lists(request: Request) -> JSONResponse:
+        items = [
+            {
+                "id": str(uuid.UUID(int=10_000 + n)),
+                "name": f"list {n}",
+                "contact_count": account.contacts // (n + 1),
+                "_metadata": {"self": f"{request.base_url}v3/marketing/lists/{n}"},
+            }
+            for n in range(account.lists)
+        ]
+        return page(request, items)
+
+    @app.get("/v3/marketing/segments/2.0")
+    async def segments() -> dict[str, Any]:
+        return {
+            "results": [
+                {
+                    "id": str(uuid.UUID(int=20_000 + n)),
+                    "name": f"segment {n}",
+                    "contacts_count": n * 10,
+                    "created_at": "2026-03-02T09:15:00Z",
+                    "updated_at": "2026-11-20T17:40:12Z",
+                    "sample_updated_at": "2026-11-27T06:00:00Z",
+                    "next_sample_update": "2026-11-27T07:00:00Z",
+                    "parent_list_ids": [str(uuid.UUID(int=10_000))],
+                    "query_version": "2",
+                    "status": {"query_validation": "VALID"},
+                }
+                for n in range(account.segments)
+            ]
+        }
+
+    @app.get("/v3/marketing/field_definitions")
+    async def field_definitions() -> dict[str, Any]:
+        return {
+            "custom_fields": [{"id": "w1", "name": "num_orders", "field_type": "Number"}],
+            "reserved_fields": [{"id": "_rf23_T", "name": "contact_id", "field_type": "Text"}],
+        }
+
+    @app.get("/v3/marketing/contacts/count")
+    async def contacts_count() -> dict[str, Any]:
+        return {"contact_count": account.contacts, "billable_count": account.contacts}
+
+    @app.post("/v3/marketing/contacts/exports", status_code=202)
+    async def start_export(request: Request) -> dict[str, Any]:
+        export_id = str(uuid.uuid4())
+        account.exports[export_id] = 0
+        url = f"{request.base_url}v3/marketing/contacts/exports/{export_id}"
+        return {"id": export_id, "_metadata": {"self": url}}
+
+    @app.get("/v3/marketing/contacts/exports/{export_id}")
+    async def export_status(export_id: str, request: Request) -> JSONResponse:
+        if export_id not in account.exports:
+            return JSONResponse({"errors": [{"message": "export not found"}]}, status_code=404)
+        account.exports[export_id] += 1
+        body: dict[str, Any] = {
+            "id": export_id,
+            "status": "pending",
+            "created_at": "2026-11-27T09:00:00Z",
+            "updated_at": "2026-11-27T09:00:05Z",
+            "expires_at": "2026-11-30T09:00:00Z",
+        }
+        if account.exports[export_id] > account.polls_before_ready:
+            body |= {
+                "status": "ready",
+                "completed_at": "2026-11-27T09:01:10Z",
+                "contact_count": account.contacts,
+                "urls": [
+                    f"{request.base_url}downloads/{export_id}/{part}.csv.gz"
+                    for part in range(account.export_files)
+                ],
+            }
+        return JSONResponse(body)
+
+    @app.get("/downloads/{export_id}/{part}.csv.gz")
+    async def download(export_id: str, part: int, request: Request) -> Response:
+        if "authorization" in request.headers:
+            # What S3 says when a pre-signed URL also carries a bearer token.
+            return Response("Only one auth mechanism allowed", status_code=400)
+        return StreamingResponse(_export_rows(account, part), media_type="application/gzip")
+
+    @app.get("/v3/marketing/singlesends")
+    async def single_sends(request: Request) -> JSONResponse:
+        items = [
+            {
+                "id": str(uuid.UUID(int=30_000 + n)),
+                "name": f"single send {n}",
+                "abtest": None,
+                "status": "triggered",
+                "categories": ["newsletter"],
+                "send_at": "2026-11-02T15:00:00Z",
+                "is_abtest": False,
+                "updated_at": "2026-11-02T14:10:00Z",
+                "created_at": "2026-10-30T09:00:00Z",
+            }
+            for n in range(account.single_sends)
+        ]
+        return page(request, items)
+
+    @app.get("/v3/marketing/singlesends/{send_id}")
+    async def single_send(send_id: str) -> dict[str, Any]:
+        return {
+            "id": send_id,
+            "name": "single send",
+            "status": "triggered",
+            "categories": ["newsletter"],
+            "send_at": "2026-11-02T15:00:00Z",
+            "created_at": "2026-10-30T09:00:00Z",
+            "updated_at": "2026-11-02T14:10:00Z",
+            "send_to": {"list_ids": [str(uuid.UUID(int=10_000))], "segment_ids": [], "all": False},
+            "email_config": {"subject": "news", "sender_id": 1, "suppression_group_id": 42},
+        }
+
+    @app.api_route("/v3/contactdb/{rest:path}", methods=["GET"])
+    async def no_legacy(rest: str) -> JSONResponse:
+        return JSONResponse(
+            {"errors": [{"field": None, "message": "access forbidden"}]}, status_code=403
+        )
+
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--lists", type=int, default=2500)
+    parser.add_argument("--rate-limit-every", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4010)
+    args = parser.parse_args()
+    state = FakeAccountState(
+        contacts=args.contacts, lists=args.lists, rate_limit_every=args.rate_limit_every
+    )
+    uvicorn.run(create_fake_sendgrid(state), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

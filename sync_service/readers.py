@@ -1,0 +1,210 @@
+"""How each of the four collections is read, from the new API and from the legacy one.
+
+A reader yields pages of table rows; a page is what one transaction writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sync_service.client import SendGridClient
+from sync_service.contacts_export import ExportPolicy, iterate_exported_contacts
+from sync_service.errors import SendGridError
+from sync_service.pagination import (
+    fetch_single_page,
+    iterate_numbered_pages,
+    iterate_offset_pages,
+    iterate_token_pages,
+)
+from sync_service.records import (
+    LEGACY,
+    MARKETING,
+    FieldTypes,
+    Row,
+    campaign_row,
+    contact_row,
+    legacy_campaign_row,
+    legacy_list_row,
+    legacy_recipient_row,
+    legacy_segment_row,
+    list_row,
+    segment_row,
+)
+from sync_service.upserts import BATCH_SIZE
+
+RowPages = AsyncIterator[list[Row]]
+Reader = Callable[[SendGridClient, "ReadContext"], RowPages]
+
+# Largest page sizes the API accepts (lists: spec max 1000; single sends: none given, Airbyte
+# uses 100; legacy campaigns: no max given, default 10).
+LISTS_PAGE_SIZE = 1000
+SINGLE_SENDS_PAGE_SIZE = 100
+LEGACY_CAMPAIGNS_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    synced_at: datetime
+    export: ExportPolicy
+    # Raw objects stored by earlier runs, by id; loaded only for readers that ask for them.
+    stored: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CollectionReader:
+    table: str
+    api: str
+    endpoint: str
+    # What an empty result means, in words for the run ledger.
+    nothing_found: str
+    read: Reader
+    uses_stored: bool = False
+
+
+async def fetch_field_types(client: SendGridClient) -> FieldTypes:
+    """Custom field names (lower-cased) and their types, from the field definitions."""
+    body = await client.get_json("/v3/marketing/field_definitions")
+    fields = body.get("custom_fields") if isinstance(body, dict) else None
+    if not isinstance(fields, list):
+        raise SendGridError("/v3/marketing/field_definitions had no custom_fields array")
+    return {
+        str(field["name"]).lower(): str(field.get("field_type", "Text"))
+        for field in fields
+        if isinstance(field, dict) and "name" in field
+    }
+
+
+async def read_lists(client: SendGridClient, context: ReadContext) -> RowPages:
+    pages = iterate_token_pages(client, "/v3/marketing/lists", page_size=LISTS_PAGE_SIZE)
+    async for page in pages:
+        yield [list_row(item, context.synced_at) for item in page]
+
+
+async def read_segments(client: SendGridClient, context: ReadContext) -> RowPages:
+    # The spec's schema shows one object; the live API answers {"results": [...]}.
+    pages = fetch_single_page(client, "/v3/marketing/segments/2.0", items_key="results")
+    async for page in pages:
+        yield [segment_row(item, context.synced_at) for item in page]
+
+
+async def read_contacts(client: SendGridClient, context: ReadContext) -> RowPages:
+    field_types = await fetch_field_types(client)
+    batch: list[Row] = []
+    async for item in iterate_exported_contacts(client, context.export):
+        if not item.get("contact_id"):
+            continue
+        batch.append(contact_row(item, field_types, context.synced_at))
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _stored_detail(item: Row, stored: Any) -> Row | None:
+    """The detail fetched by an earlier run, if the single send has not changed since."""
+    if not isinstance(stored, dict) or "send_to" not in stored:
+        return None
+    if item.get("updated_at") is None or stored.get("updated_at") != item.get("updated_at"):
+        return None
+    return stored
+
+
+async def read_single_sends(client: SendGridClient, context: ReadContext) -> RowPages:
+    pages = iterate_token_pages(
+        client, "/v3/marketing/singlesends", page_size=SINGLE_SENDS_PAGE_SIZE
+    )
+    async for page in pages:
+        rows = []
+        for item in page:
+            # The list gives a summary; recipients and subject are only in the detail, which is
+            # fetched again only when the single send changed (`updated_at`) since last time.
+            detail = _stored_detail(item, context.stored.get(str(item["id"])))
+            if detail is None:
+                detail = await client.get_json(f"/v3/marketing/singlesends/{item['id']}")
+            merged = {**(detail if isinstance(detail, dict) else {}), **item}
+            rows.append(campaign_row(merged, context.synced_at))
+        yield rows
+
+
+async def read_legacy_lists(client: SendGridClient, context: ReadContext) -> RowPages:
+    async for page in fetch_single_page(client, "/v3/contactdb/lists", items_key="lists"):
+        yield [legacy_list_row(item, context.synced_at) for item in page]
+
+
+async def read_legacy_segments(client: SendGridClient, context: ReadContext) -> RowPages:
+    async for page in fetch_single_page(client, "/v3/contactdb/segments", items_key="segments"):
+        yield [legacy_segment_row(item, context.synced_at) for item in page]
+
+
+async def read_legacy_recipients(client: SendGridClient, context: ReadContext) -> RowPages:
+    pages = iterate_numbered_pages(client, "/v3/contactdb/recipients", items_key="recipients")
+    async for page in pages:
+        yield [legacy_recipient_row(item, context.synced_at) for item in page]
+
+
+async def read_legacy_campaigns(client: SendGridClient, context: ReadContext) -> RowPages:
+    pages = iterate_offset_pages(
+        client, "/v3/campaigns", limit=LEGACY_CAMPAIGNS_PAGE_SIZE, items_key="result"
+    )
+    async for page in pages:
+        yield [legacy_campaign_row(item, context.synced_at) for item in page]
+
+
+MARKETING_READERS = (
+    CollectionReader(
+        "lists", MARKETING, "/v3/marketing/lists", "the account has no contact lists", read_lists
+    ),
+    CollectionReader(
+        "segments",
+        MARKETING,
+        "/v3/marketing/segments/2.0",
+        "the account has no segments",
+        read_segments,
+    ),
+    CollectionReader(
+        "recipients",
+        MARKETING,
+        "/v3/marketing/contacts/exports",
+        "the account has no contacts (the export was empty)",
+        read_contacts,
+    ),
+    CollectionReader(
+        "campaigns",
+        MARKETING,
+        "/v3/marketing/singlesends",
+        "the account has no single sends",
+        read_single_sends,
+        uses_stored=True,
+    ),
+)
+
+LEGACY_READERS = (
+    CollectionReader(
+        "lists", LEGACY, "/v3/contactdb/lists", "the account has no legacy lists", read_legacy_lists
+    ),
+    CollectionReader(
+        "segments",
+        LEGACY,
+        "/v3/contactdb/segments",
+        "the account has no legacy segments",
+        read_legacy_segments,
+    ),
+    CollectionReader(
+        "recipients",
+        LEGACY,
+        "/v3/contactdb/recipients",
+        "the account has no legacy recipients",
+        read_legacy_recipients,
+    ),
+    CollectionReader(
+        "campaigns",
+        LEGACY,
+        "/v3/campaigns",
+        "the account has no legacy campaigns",
+        read_legacy_campaigns,
+    ),
+)

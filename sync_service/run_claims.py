@@ -1,0 +1,149 @@
+"""Making sure one source is synced by one process at a time, across replicas.
+
+PostgreSQL: a session-level advisory lock per source, held on a dedicated connection for the
+whole run; if the process dies, the connection closes and the lock goes with it. SQLite has
+one writer at a time anyway, so a single INSERT that only succeeds when no live run exists is
+the claim; a run whose heartbeat stopped no longer blocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.db import is_sqlite
+from shared.tables import sync_runs
+from sync_service.ledger import Trigger, utcnow
+
+# Heartbeats are written every HEARTBEAT_SECONDS; a run silent for STALE_AFTER is dead.
+HEARTBEAT_SECONDS = 30.0
+STALE_AFTER = timedelta(minutes=5)
+INTERRUPTED = "interrupted: the sync process stopped before the run finished"
+
+
+def advisory_key(source_id: str) -> int:
+    """A stable signed 64-bit lock key for a source, namespaced to this product."""
+    digest = hashlib.sha256(b"sendgrid-source sync:" + source_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass
+class RunClaim:
+    run_id: str
+    source_id: str
+    trigger: Trigger
+    started_at: datetime
+    lock_connection: AsyncConnection | None = None
+
+    async def release(self) -> None:
+        if self.lock_connection is None:
+            return
+        connection, self.lock_connection = self.lock_connection, None
+        try:
+            await connection.scalar(
+                sa.select(sa.func.pg_advisory_unlock(advisory_key(self.source_id)))
+            )
+        finally:
+            # Closing the session releases the lock even if the unlock above failed.
+            await connection.close()
+
+
+def _run_values(
+    run_id: str, source_id: str, trigger: Trigger, now: datetime, worker: str
+) -> dict[str, object]:
+    return {
+        "id": run_id,
+        "source_id": source_id,
+        "trigger": trigger,
+        "status": "running",
+        "started_at": now,
+        "heartbeat_at": now,
+        "worker": worker,
+    }
+
+
+async def claim_run(
+    engine: AsyncEngine, source_id: str, trigger: Trigger, *, worker: str
+) -> RunClaim | None:
+    """Start a run of the source, or return None when another run of it is in progress."""
+    if is_sqlite(engine):
+        return await _claim_sqlite(engine, source_id, trigger, worker)
+    return await _claim_postgres(engine, source_id, trigger, worker)
+
+
+async def _claim_postgres(
+    engine: AsyncEngine, source_id: str, trigger: Trigger, worker: str
+) -> RunClaim | None:
+    connection = await engine.connect()
+    try:
+        # Autocommit: the lock belongs to the session, and the session must not sit idle in a
+        # transaction for the hours a large export can take.
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        locked = await connection.scalar(
+            sa.select(sa.func.pg_try_advisory_lock(advisory_key(source_id)))
+        )
+    except BaseException:
+        await connection.close()
+        raise
+    if not locked:
+        await connection.close()
+        return None
+    claim = RunClaim(str(uuid.uuid4()), source_id, trigger, utcnow(), connection)
+    try:
+        async with engine.begin() as transaction:
+            # Holding the lock means no live run exists; any `running` row is left by a
+            # process that died.
+            await transaction.execute(
+                sync_runs.update()
+                .where(sync_runs.c.source_id == source_id, sync_runs.c.status == "running")
+                .values(status="failed", finished_at=claim.started_at, error=INTERRUPTED)
+            )
+            await transaction.execute(
+                sync_runs.insert().values(
+                    _run_values(claim.run_id, source_id, trigger, claim.started_at, worker)
+                )
+            )
+    except BaseException:
+        await claim.release()
+        raise
+    return claim
+
+
+async def _claim_sqlite(
+    engine: AsyncEngine, source_id: str, trigger: Trigger, worker: str
+) -> RunClaim | None:
+    now = utcnow()
+    run_id = str(uuid.uuid4())
+    values = _run_values(run_id, source_id, trigger, now, worker)
+    live = sa.exists().where(sync_runs.c.source_id == source_id, sync_runs.c.status == "running")
+    async with engine.begin() as connection:
+        # The UPDATE takes SQLite's write lock first, so the check and the insert below run
+        # with no other writer in between.
+        await connection.execute(
+            sync_runs.update()
+            .where(
+                sync_runs.c.source_id == source_id,
+                sync_runs.c.status == "running",
+                sync_runs.c.heartbeat_at < now - STALE_AFTER,
+            )
+            .values(status="failed", finished_at=now, error=INTERRUPTED)
+        )
+        literals = [
+            sa.literal(values[column.name], type_=column.type)
+            if column.name in values
+            else sa.null()
+            for column in sync_runs.columns
+        ]
+        result = await connection.execute(
+            sync_runs.insert().from_select(
+                [column.name for column in sync_runs.columns], sa.select(*literals).where(~live)
+            )
+        )
+    if result.rowcount != 1:
+        return None
+    return RunClaim(run_id, source_id, trigger, now)

@@ -1,0 +1,204 @@
+"""One sync run of one source: choose the API, read each collection, upsert, keep the ledger.
+
+Errors are mapped here and nowhere else: a 401 fails the run, a 403 marks its collection
+`forbidden`, any other SendGrid failure fails its collection, and the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import use_source_schema
+from shared.registry import Source, SourceRegistry
+from shared.settings import Settings
+from shared.tables import source_tables
+from sync_service.api_detection import choose_api
+from sync_service.client import Clock, RetryPolicy, SendGridClient, Sleep
+from sync_service.contacts_export import ExportPolicy
+from sync_service.errors import AuthRejected, Forbidden, SendGridError
+from sync_service.ledger import (
+    CollectionResult,
+    RunStatus,
+    beat,
+    finish_run,
+    overall_status,
+    record_collection,
+    utcnow,
+)
+from sync_service.readers import MARKETING_READERS, CollectionReader, ReadContext
+from sync_service.run_claims import HEARTBEAT_SECONDS, RunClaim
+from sync_service.upserts import mark_missing_deleted, upsert_rows
+
+log = logging.getLogger("sendgrid_source.sync")
+
+# Called as (collection, rows written so far, finished) for live progress displays.
+Progress = Callable[[str, int, bool], None]
+
+
+@dataclass
+class SyncDependencies:
+    """What a run needs; created once per service, shared by every run."""
+
+    engine: AsyncEngine
+    http: httpx.AsyncClient
+    settings: Settings
+    registry: SourceRegistry
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    export: ExportPolicy = field(default_factory=ExportPolicy)
+    sleep: Sleep = asyncio.sleep
+    clock: Clock = time.time
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: RunStatus
+    error: str | None
+    collections: list[CollectionResult]
+
+
+def _no_progress(collection: str, rows: int, finished: bool) -> None:
+    return None
+
+
+async def _keep_beating(engine: AsyncEngine, run_id: str) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        try:
+            await beat(engine, run_id)
+        except Exception:  # a missed heartbeat must not kill the run it reports on
+            log.warning("heartbeat failed", extra={"fields": {"run_id": run_id}}, exc_info=True)
+
+
+async def _stored_objects(
+    deps: SyncDependencies, table: sa.Table, reader: CollectionReader
+) -> dict[str, Any]:
+    if not reader.uses_stored:
+        return {}
+    key = next(iter(table.primary_key.columns))
+    async with deps.engine.connect() as connection:
+        rows = await connection.execute(
+            sa.select(key, table.c.raw).where(
+                table.c.api == reader.api, table.c.deleted_at.is_(None)
+            )
+        )
+        return {str(row[0]): row[1] for row in rows}
+
+
+async def sync_collection(
+    deps: SyncDependencies,
+    source: Source,
+    client: SendGridClient,
+    reader: CollectionReader,
+    note: str,
+    progress: Progress,
+) -> CollectionResult:
+    """Read one collection completely and write it; `AuthRejected` propagates."""
+    table = source_tables(source.schema_name).objects[reader.table]
+    use_source_schema(deps.engine, source.schema_name)
+    started = utcnow()
+    result = CollectionResult(reader.table, reader.api, "succeeded", started_at=started)
+    progress(reader.table, 0, False)
+    try:
+        context = ReadContext(started, deps.export, await _stored_objects(deps, table, reader))
+        async for rows in reader.read(client, context):
+            async with deps.engine.begin() as connection:
+                result.rows_upserted += await upsert_rows(connection, table, rows)
+            progress(reader.table, result.rows_upserted, False)
+    except Forbidden as exc:
+        result.status, result.message = "forbidden", str(exc)
+    except AuthRejected:
+        raise
+    except SendGridError as exc:
+        result.status = "failed"
+        result.message = (
+            f"{exc} ({result.rows_upserted} rows were written before the failure; "
+            "nothing was marked deleted)"
+        )
+    else:
+        async with deps.engine.begin() as connection:
+            result.rows_deleted = await mark_missing_deleted(connection, table, started, utcnow())
+        if result.rows_upserted == 0:
+            result.status = "empty"
+            result.message = f"{reader.nothing_found}; {note}"
+        else:
+            result.message = f"read from {reader.endpoint}; {note}"
+    result.finished_at = utcnow()
+    progress(reader.table, result.rows_upserted, True)
+    return result
+
+
+async def _sync_collections(
+    deps: SyncDependencies, source: Source, run_id: str, progress: Progress
+) -> list[CollectionResult]:
+    client = SendGridClient(
+        deps.http,
+        base_url=deps.settings.sendgrid_base_url(source.region),
+        api_key=deps.registry.api_key(source),
+        policy=deps.retry,
+        sleep=deps.sleep,
+        clock=deps.clock,
+    )
+    choice = await choose_api(client)
+    results: list[CollectionResult] = []
+    if choice.readers is None:
+        now = utcnow()
+        results = [
+            CollectionResult(reader.table, None, "forbidden", 0, 0, choice.reason, now, now)
+            for reader in MARKETING_READERS
+        ]
+        for result in results:
+            await record_collection(deps.engine, run_id, result)
+        return results
+    for reader in choice.readers:
+        result = await sync_collection(deps, source, client, reader, choice.reason, progress)
+        # Recorded as each one ends, so the ledger shows progress while the run goes on.
+        await record_collection(deps.engine, run_id, result)
+        results.append(result)
+    return results
+
+
+async def execute_run(
+    deps: SyncDependencies, source: Source, claim: RunClaim, progress: Progress | None = None
+) -> RunOutcome:
+    """Run a claimed sync to the end, record it in the ledger, and release the claim."""
+    heartbeat = asyncio.create_task(_keep_beating(deps.engine, claim.run_id))
+    results: list[CollectionResult] = []
+    error: str | None = None
+    status: RunStatus = "failed"
+    try:
+        results = await _sync_collections(deps, source, claim.run_id, progress or _no_progress)
+        status = overall_status(results)
+    except AuthRejected as exc:
+        error = str(exc)
+    except SendGridError as exc:
+        error = f"could not tell which API to read: {exc}"
+    except asyncio.CancelledError:
+        error = "cancelled: the sync service shut down during the run"
+        raise
+    except Exception as exc:
+        log.exception("sync run crashed", extra={"fields": {"run_id": claim.run_id}})
+        error = f"internal error: {type(exc).__name__}: {exc}"
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        try:
+            await finish_run(deps.engine, claim.run_id, status, error)
+        finally:
+            await claim.release()
+    log.info(
+        "sync run finished",
+        extra={"fields": {"run_id": claim.run_id, "source": source.name, "status": status}},
+    )
+    return RunOutcome(claim.run_id, status, error, results)

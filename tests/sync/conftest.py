@@ -1,0 +1,89 @@
+"""Fixtures: a respx router behind one AsyncClient, fake time, and sync runs on a test database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import respx
+
+from shared.db import create_engine
+from shared.registry import Source, SourceRegistry
+from shared.schemas import SourceCreate
+from shared.settings import Settings
+from sync_service.client import RetryPolicy, SendGridClient
+from sync_service.contacts_export import ExportPolicy
+from sync_service.runner import SyncDependencies
+from sync_service.service import SyncService
+from tests.conftest import SENDGRID_TEST_URL, api_key
+from tests.sync.fake_account import FakeAccount
+from tests.sync.fakes import API, API_KEY, FakeTime
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def sendgrid_router() -> respx.Router:
+    # Every request must hit a declared route: an unexpected URL fails the test.
+    return respx.Router(assert_all_called=False, assert_all_mocked=True)
+
+
+@pytest.fixture
+async def sendgrid_http(sendgrid_router: respx.Router) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.MockTransport(sendgrid_router.async_handler)
+    async with httpx.AsyncClient(transport=transport) as http:
+        yield http
+
+
+@pytest.fixture
+def sendgrid_api(sendgrid_http: httpx.AsyncClient, fake_time: FakeTime) -> SendGridClient:
+    return SendGridClient(
+        sendgrid_http,
+        base_url=API,
+        api_key=API_KEY,
+        policy=RetryPolicy(max_attempts=4, backoff_initial=1.0, backoff_max=30.0),
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+    )
+
+
+@pytest.fixture
+async def sync_deps(
+    settings: Settings, sendgrid: respx.MockRouter, fake_time: FakeTime
+) -> AsyncIterator[SyncDependencies]:
+    """What a sync run needs, against the test database and the mocked SendGrid."""
+    engine = create_engine(settings.DATABASE_URL)
+    async with httpx.AsyncClient() as http:
+        yield SyncDependencies(
+            engine,
+            http,
+            settings,
+            SourceRegistry(engine, settings, http),
+            retry=RetryPolicy(max_attempts=3),
+            export=ExportPolicy(poll_initial=1.0, poll_max=5.0, max_wait=60.0),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+        )
+    await engine.dispose()
+
+
+@pytest.fixture
+def account(sendgrid: respx.MockRouter) -> FakeAccount:
+    fake = FakeAccount(SENDGRID_TEST_URL)
+    fake.install(sendgrid)
+    return fake
+
+
+@pytest.fixture
+async def source(sync_deps: SyncDependencies) -> Source:
+    created, _ = await sync_deps.registry.create(SourceCreate(name="SendGrid", api_key=api_key()))
+    return created
+
+
+@pytest.fixture
+def sync_service(sync_deps: SyncDependencies) -> SyncService:
+    return SyncService(sync_deps)

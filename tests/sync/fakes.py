@@ -1,0 +1,31 @@
+"""Test doubles for the SendGrid HTTP layer."""
+
+from __future__ import annotations
+
+import asyncio
+
+API = "https://api.sendgrid.com"
+API_KEY = "SG.sync-tests.0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghi"
+START = 1_764_000_000.0  # an arbitrary unix time for the fake clock
+
+
+class FakeTime:
+    """A clock that only moves when the code under test sleeps, so tests never wait."""
+
+    def __init__(self, start: float = START) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+        # When set, every sleep waits for it: a test can hold a run in the middle.
+        self.gate: asyncio.Event | None = None
+        # Set once something is waiting at the gate.
+        self.held = asyncio.Event()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.gate is not None:
+            self.held.set()
+            await self.gate.wait()

@@ -1,0 +1,157 @@
+"""Response bodies shaped as SendGrid's OpenAPI files (shared/reference/sendgrid-oai) say.
+
+Each builder names the schema it follows; values come from the spec's examples where it has
+them. Segments 2.0 is the one deliberate deviation: the spec's list schema is a single object,
+the real API (and Airbyte) answers `{"results": [...]}`.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+from tests.sync.fakes import API
+
+JSON = dict[str, Any]
+
+# Header of a real contacts export (Airbyte's unit_tests/decompressed_response.csv).
+EXPORT_HEADER = (
+    "EMAIL,FIRST_NAME,LAST_NAME,ADDRESS_LINE_1,ADDRESS_LINE_2,CITY,STATE_PROVINCE_REGION,"
+    "POSTAL_CODE,COUNTRY,ALTERNATE_EMAILS,PHONE_NUMBER,WHATSAPP,LINE,FACEBOOK,UNIQUE_NAME,"
+    "CREATED_AT,UPDATED_AT,CONTACT_ID"
+)
+
+
+def error_body(message: str, field: str | None = None) -> JSON:
+    """ErrorResponse: `{"errors":[{"field","message"}]}`."""
+    return {"errors": [{"field": field, "message": message}]}
+
+
+def rate_limit_headers(remaining: int, reset: float, limit: int = 600) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(int(reset)),
+    }
+
+
+def marketing_list(list_id: str, name: str, contact_count: int) -> JSON:
+    """mc_lists `List`."""
+    return {
+        "id": list_id,
+        "name": name,
+        "contact_count": contact_count,
+        "_metadata": {"self": f"{API}/v3/marketing/lists/{list_id}"},
+    }
+
+
+def token_page(
+    items: list[JSON], *, self_url: str, next_url: str | None = None, count: int | None = None
+) -> JSON:
+    """`{"result": [...], "_metadata": Metadata}` as lists and single sends answer."""
+    metadata: JSON = {"self": self_url}
+    if next_url is not None:
+        metadata["next"] = next_url
+    if count is not None:
+        metadata["count"] = count
+    return {"result": items, "_metadata": metadata}
+
+
+def segment_v2(segment_id: str, name: str, contacts_count: int, parent_list_ids: list[str]) -> JSON:
+    """mc_segments_2.0 `AllSegments200` (every required field)."""
+    return {
+        "id": segment_id,
+        "name": name,
+        "contacts_count": contacts_count,
+        "created_at": "2026-03-02T09:15:00Z",
+        "updated_at": "2026-11-20T17:40:12Z",
+        "sample_updated_at": "2026-11-27T06:00:00Z",
+        "next_sample_update": "2026-11-27T07:00:00Z",
+        "parent_list_ids": parent_list_ids,
+        "query_version": "2",
+        "status": {"query_validation": "VALID"},
+    }
+
+
+def legacy_campaign(campaign_id: int, title: str, status: str) -> JSON:
+    """lmc_campaigns `Campaigns2xx`, after the spec's `GET /v3/campaigns` example."""
+    return {
+        "id": campaign_id,
+        "title": title,
+        "subject": "New Products for Spring!",
+        "sender_id": 124451,
+        "list_ids": [110, 124],
+        "segment_ids": [110],
+        "categories": ["spring line"],
+        "suppression_group_id": 42,
+        "custom_unsubscribe_url": "",
+        "ip_pool": "marketing",
+        "html_content": "<html><head><title></title></head><body><p>Hi</p></body></html>",
+        "plain_content": "Hi",
+        "status": status,
+    }
+
+
+def legacy_recipient(recipient_id: str, email: str) -> JSON:
+    """lmc_contactdb recipient, after the spec's list-recipients example."""
+    return {
+        "created_at": 1433348344,
+        "custom_fields": [
+            {"id": 6234, "name": "age", "type": "number", "value": None},
+            {"id": 6235, "name": "fname", "type": "text", "value": "Example"},
+        ],
+        "email": email,
+        "first_name": "Example",
+        "id": recipient_id,
+        "last_clicked": 1438616117,
+        "last_emailed": 1438613272,
+        "last_name": "User",
+        "last_opened": 1438616109,
+        "updated_at": 1438616119,
+    }
+
+
+def export_created(export_id: str) -> JSON:
+    """202 body of `POST /v3/marketing/contacts/exports`: `{"id", "_metadata"}`."""
+    return {
+        "id": export_id,
+        "_metadata": {"self": f"{API}/v3/marketing/contacts/exports/{export_id}"},
+    }
+
+
+def export_status(
+    export_id: str,
+    status: str,
+    *,
+    urls: list[str] | None = None,
+    message: str | None = None,
+    contact_count: int | None = None,
+) -> JSON:
+    """mc_contacts `ContactExport` (required: id, status, created_at, updated_at, expires_at)."""
+    body: JSON = {
+        "id": export_id,
+        "status": status,
+        "created_at": "2026-11-27T09:00:00Z",
+        "updated_at": "2026-11-27T09:00:05Z",
+        "expires_at": "2026-11-30T09:00:00Z",
+        "_metadata": {"self": f"{API}/v3/marketing/contacts/exports/{export_id}"},
+    }
+    if status == "ready":
+        body["completed_at"] = "2026-11-27T09:01:10Z"
+        body["urls"] = urls or []
+        body["contact_count"] = contact_count
+    if message is not None:
+        body["message"] = message
+    return body
+
+
+def export_csv_row(contact_id: str, email: str, first_name: str, city: str = "Redwood City") -> str:
+    """One row under EXPORT_HEADER, quoted the way the export quotes text."""
+    return (
+        f'{email},{first_name},Cd,"street address, P.O. box",,{city},CA,94063,USA,'
+        f",,,,,,2026-01-05T10:00:00Z,2026-11-20T08:30:00Z,{contact_id}\r\n"
+    )
+
+
+def gzip_bytes(text: str) -> bytes:
+    return gzip.compress(text.encode())

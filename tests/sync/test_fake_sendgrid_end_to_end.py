@@ -1,0 +1,41 @@
+"""A whole sync through real HTTP semantics against bench/fake_sendgrid (ASGI, no network)."""
+
+from __future__ import annotations
+
+import httpx
+import sqlalchemy as sa
+
+from bench.fake_sendgrid import FakeAccountState, create_fake_sendgrid
+from shared.db import use_source_schema
+from shared.registry import Source
+from shared.tables import source_tables
+from sync_service.runner import SyncDependencies
+from sync_service.service import SyncService
+from tests.sync.fakes import FakeTime
+
+
+async def test_sync_through_paging_rate_limits_and_a_two_file_export(
+    sync_deps: SyncDependencies, source: Source, fake_time: FakeTime
+) -> None:
+    state = FakeAccountState(contacts=2345, lists=2500, rate_limit_every=7, export_files=2)
+    transport = httpx.ASGITransport(app=create_fake_sendgrid(state))
+    async with httpx.AsyncClient(transport=transport) as fake_http:
+        sync_deps.http = fake_http
+        outcome = await SyncService(sync_deps).run(source.id, "manual")
+
+    assert outcome is not None
+    assert outcome.status == "succeeded", outcome
+    counts = {r.collection: r.rows_upserted for r in outcome.collections}
+    assert counts == {"lists": 2500, "segments": 5, "recipients": 2345, "campaigns": 10}
+    assert any(sleep > 0 for sleep in fake_time.sleeps)  # the injected 429s were waited out
+    tables = source_tables(source.schema_name)
+    use_source_schema(sync_deps.engine, source.schema_name)
+    async with sync_deps.engine.connect() as connection:
+        stored = await connection.scalar(sa.select(sa.func.count()).select_from(tables.recipients))
+        orders = await connection.scalar(
+            sa.select(tables.recipients.c.custom_fields).where(
+                tables.recipients.c.email == "user16@example.com"
+            )
+        )
+    assert stored == 2345
+    assert orders == {"num_orders": 16}

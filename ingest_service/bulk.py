@@ -1,8 +1,9 @@
 """The bulk write path of each backend, returning which rows were new.
 
-PostgreSQL: one `INSERT ... SELECT FROM unnest(<one array per column>) ON CONFLICT (id) DO
-NOTHING RETURNING id` per table and group commit: one round trip and one plan for thousands
-of rows, close to COPY's speed while still de-duplicating inside the database.
+PostgreSQL: one look-up of the ids already stored, then a binary COPY of the new rows, per
+table and group commit. COPY is the fastest way into PostgreSQL (about twice the rows per
+second of an `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` here); the primary
+key still refuses any id that slipped in meanwhile (see `_insert_copy`).
 
 SQLite: one writer at a time, so the ids already present are read first and the rest are
 inserted with a single executemany.
@@ -10,7 +11,6 @@ inserted with a single executemany.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,23 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest_service.parsing import RejectedRow
-from shared.events import canonical_json
+from shared.events import canonical_json, dump_json
 
 _SQLITE_CHUNK = 500  # stays under SQLite's bound-parameter limit in `id IN (...)`
 
 
-def _pg_array_type(column: sa.Column[Any]) -> tuple[str, bool]:
-    """(element type of the unnest array, whether the value is JSON sent as text)."""
-    kind = column.type
-    if isinstance(kind, sa.JSON) or kind.__class__.__name__ == "JSONB":
-        return "text", True
-    if isinstance(kind, sa.Boolean):
-        return "bool", False
-    if isinstance(kind, sa.BigInteger | sa.Integer):
-        return "int8", False
-    if isinstance(kind, sa.DateTime):
-        return "timestamptz", False
-    return "text", False
+def _is_json(column: sa.Column[Any]) -> bool:
+    return isinstance(column.type, sa.JSON) or column.type.__class__.__name__ == "JSONB"
 
 
 async def insert_new_rows(
@@ -44,43 +34,49 @@ async def insert_new_rows(
     if not rows:
         return set()
     if connection.dialect.name == "postgresql":
-        return await _insert_unnest(connection, table, rows)
+        return await _insert_copy(connection, table, rows)
     return await _insert_sqlite(connection, table, rows)
 
 
-async def _insert_unnest(
+async def _insert_copy(
     connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
 ) -> set[str]:
-    names, arrays, selects, element_types = [], [], [], []
-    # Sorted ids give every writer the same lock order on the unique index.
-    ordered = sorted(rows, key=lambda row: row["id"])
-    for number, column in enumerate(table.columns, start=1):
-        element, is_json = _pg_array_type(column)
-        values = [row.get(column.name) for row in ordered]
-        if is_json:
-            values = [None if v is None else json.dumps(v, separators=(",", ":")) for v in values]
-        names.append(column.name)
-        arrays.append(values)
-        element_types.append(f"${number}::{element}[]")
-        selects.append(f"{column.name}::jsonb" if is_json else column.name)
-    statement = (
-        f"INSERT INTO {table.schema}.{table.name} ({', '.join(_quoted(n) for n in names)}) "
-        f"SELECT {', '.join(_quoted_expr(s) for s in selects)} "
-        f"FROM unnest({', '.join(element_types)}) AS u({', '.join(_quoted(n) for n in names)}) "
-        "ON CONFLICT (id) DO NOTHING RETURNING id"
+    """Look up which ids exist, then COPY the rest in binary.
+
+    COPY has no ON CONFLICT, so the primary key is the guard: if another transaction
+    commits one of these ids between the look-up and the COPY, the COPY fails with a unique
+    violation, the whole group commit is retried, and the retry's look-up skips it.
+    """
+    existing = await connection.exec_driver_sql(
+        f"SELECT id FROM {table.schema}.{table.name} WHERE id = ANY($1::text[])",
+        ([row["id"] for row in rows],),
     )
-    result = await connection.exec_driver_sql(statement, tuple(arrays))
-    return {row[0] for row in result}
-
-
-def _quoted(name: str) -> str:
-    # Column names come from the event models; `timestamp` and `type` need quoting.
-    return f'"{name}"'
-
-
-def _quoted_expr(select: str) -> str:
-    name, _, cast = select.partition("::")
-    return f'"{name}"::{cast}' if cast else f'"{name}"'
+    present = {row[0] for row in existing}
+    # Sorted ids give concurrent writers the same lock order on the primary key.
+    new = sorted((row for row in rows if row["id"] not in present), key=lambda row: row["id"])
+    if not new:
+        return set()
+    columns = list(table.columns)
+    json_columns = {column.name for column in columns if _is_json(column)}
+    records = [
+        tuple(
+            dump_json(value)
+            if column.name in json_columns and (value := row.get(column.name)) is not None
+            else row.get(column.name)
+            for column in columns
+        )
+        for row in new
+    ]
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(
+        table.name,
+        schema_name=table.schema,
+        records=records,
+        columns=[column.name for column in columns],
+    )
+    return {str(row["id"]) for row in new}
 
 
 async def _insert_sqlite(

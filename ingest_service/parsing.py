@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.errors import BadRequest, PayloadTooLarge
-from shared.events import EVENT_TYPES, canonical_json, custom_args, event_id
+from shared.events import EVENT_TYPES, canonical_json, custom_args, event_id, load_json
 
 
 @dataclass
@@ -63,17 +63,20 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
 
 def parse_body(body: bytes, received_at: datetime) -> ParsedBatch:
     try:
-        text = body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the body is not UTF-8 (invalid byte at offset {exc.start})") from None
     try:
-        document = json.loads(text)
+        document = load_json(body)
     except json.JSONDecodeError as exc:
+        if "depth limit" in exc.msg:
+            raise BadRequest("the body is not valid JSON: nested too deeply") from None
         raise BadRequest(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    except RecursionError:
-        raise BadRequest("the body is not valid JSON: nested too deeply") from None
+    except (RecursionError, ValueError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise BadRequest(f"the body is not valid JSON: {detail}") from None
     if not isinstance(document, list):
         raise BadRequest(
             f"the body must be a JSON array of events, got a JSON {_json_kind(document)}"
@@ -115,7 +118,8 @@ def _event_row(
             RejectedRow.of(f"invalid {kind} event: {reason}", _payload(item), kind)
         )
         return "", None
-    row = event.model_dump()
+    # The models are flat: their fields are already the column values.
+    row = dict(event)
     row["id"] = event_id(item)
     row["custom_args"] = custom_args(item)
     row["raw"] = item

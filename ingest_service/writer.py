@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError
@@ -51,7 +52,7 @@ BATCH_REQUESTS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 
-_DEADLOCK_RETRIES = 3
+_CONFLICT_RETRIES = 5
 
 
 class WriteFailed(Exception):
@@ -147,16 +148,20 @@ class EventWriter:
                     )
 
     async def _write_with_retries(self, group: list[_Submission]) -> None:
-        for attempt in range(_DEADLOCK_RETRIES):
+        for attempt in range(_CONFLICT_RETRIES):
             for submission in group:
                 submission.stored = submission.duplicates = 0
             try:
                 await self._write(group)
                 return
-            except DBAPIError as exc:
-                # Two writers inserting overlapping ids can deadlock on PostgreSQL; the
-                # database aborts one, and writing the group again is safe.
-                if "deadlock" not in str(exc).lower() or attempt == _DEADLOCK_RETRIES - 1:
+            except (DBAPIError, asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
+                # Two writers storing the same new event at once: one commits, the other's
+                # COPY hits the primary key (or they deadlock). Writing the group again is
+                # safe: its look-up now finds the event and counts it as a duplicate.
+                retryable = isinstance(
+                    exc, asyncpg.UniqueViolationError | asyncpg.DeadlockDetectedError
+                ) or any(word in str(exc).lower() for word in ("deadlock", "unique"))
+                if not retryable or attempt == _CONFLICT_RETRIES - 1:
                     raise
 
     async def _write(self, group: list[_Submission]) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 # A timestamp above this is in milliseconds (1e11 s is the year 5138).
@@ -224,7 +226,34 @@ KNOWN_KEYS: frozenset[str] = frozenset(
 
 
 def canonical_json(event: dict[str, Any]) -> str:
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits, which only the stdlib encodes
+        return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON text, for values bound to JSON columns."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# A run of 19+ digits may be an integer beyond 64 bits, which orjson reads as a float.
+_LONG_NUMBER = re.compile(rb"\d{19,}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_json(body: bytes) -> Any:
+    """Parse JSON fast (orjson), falling back to the stdlib where orjson would round a huge
+    integer, so `raw` keeps every number exactly. NaN and Infinity are refused by both."""
+    if _LONG_NUMBER.search(body) is None:
+        return orjson.loads(body)
+    return json.loads(body, parse_constant=_refuse_constant)
 
 
 def event_id(event: dict[str, Any]) -> str:

@@ -1,0 +1,352 @@
+"""Ingest benchmark: the deployed service under load, against the write path's limit (raw
+COPY / executemany of the same rows into the same tables) and a naive receiver (one INSERT
+and commit per event), all in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from bench.events import frame, make_batches
+from ingest_service.parsing import parse_body
+from shared import warehouse
+from shared.db import create_engine, sqlite_schema_path, use_source_schema
+from shared.migrate import upgrade_control_schema
+from shared.registry import SourceRegistry
+from shared.schemas import SourceCreate
+from shared.settings import Settings, load_settings
+from shared.tables import source_tables
+from tests.webhook_helpers import Signer
+
+BATCH_SIZE = 1000
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
+SECRET_KEY = "bench-secret-key-0123456789abcdef0123"
+
+
+@dataclass
+class IngestFigures:
+    backend: str
+    events_sent: int
+    unique_sent: int
+    rows_stored: int
+    events_per_s: float
+    p50_max_ms: float
+    p99_max_ms: float
+    half_rate_events_per_s: float
+    p50_half_ms: float
+    p99_half_ms: float
+    rss_mb: float
+    limit_rows_per_s: float
+    naive_rows_per_s: float
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scopes_client() -> httpx.AsyncClient:
+    # The benchmark registers its source without SendGrid: the scopes check is answered here.
+    return httpx.AsyncClient(
+        transport=httpx.MockTransport(
+            lambda _: httpx.Response(200, json={"scopes": ["marketing.read"]})
+        )
+    )
+
+
+async def _register(settings: Settings, name: str, key: str | None) -> tuple[str, str]:
+    engine = create_engine(settings.DATABASE_URL)
+    async with _scopes_client() as http:
+        registry = SourceRegistry(engine, settings, http)
+        source, _ = await registry.create(
+            SourceCreate(name=name, api_key="SG.bench.key", webhook_verification_key=key)
+        )
+        url = settings.webhook_url(source.id, registry.webhook_token(source))
+    await engine.dispose()
+    return source.schema_name, url
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+
+async def _post_all(
+    client: httpx.AsyncClient,
+    path: str,
+    bodies: list[tuple[bytes, dict[str, str]]],
+    senders: int,
+    interval: float | None,
+) -> tuple[float, list[float]]:
+    """Closed loop (interval None): `senders` post back to back. Open loop: one body every
+    `interval` seconds, whatever the answers, as SendGrid's servers do."""
+    latencies: list[float] = []
+    queue = list(reversed(bodies))
+
+    async def send(body: bytes, headers: dict[str, str]) -> None:
+        started = time.perf_counter()
+        response = await client.post(path, content=body, headers=headers)
+        latencies.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:200]}")
+
+    async def sender() -> None:
+        while queue:
+            await send(*queue.pop())
+
+    started = time.perf_counter()
+    if interval is None:
+        await asyncio.gather(*(sender() for _ in range(senders)))
+    else:
+        tasks = []
+        for i, (body, headers) in enumerate(bodies):
+            delay = started + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(body, headers)))
+        await asyncio.gather(*tasks)
+    return time.perf_counter() - started, latencies
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _count_events(settings: Settings, schema: str) -> int:
+    engine = create_engine(settings.DATABASE_URL)
+    use_source_schema(engine, schema)
+    async with engine.connect() as connection:
+        count = await connection.scalar(sa.text(f"SELECT count(*) FROM {schema}.activity"))
+    await engine.dispose()
+    return int(count or 0)
+
+
+def _unique_rows(batches: list[list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for batch in batches:
+        for event in batch:
+            seen.setdefault(event["sg_event_id"], event)
+    parsed = parse_body(frame(list(seen.values())), datetime.now(UTC))
+    return parsed.rows
+
+
+async def _copy_limit(
+    settings: Settings, schema: str, rows: dict[str, list[dict[str, Any]]]
+) -> float:
+    """The write path's ceiling: raw COPY (PostgreSQL) or one executemany (SQLite)."""
+    engine = create_engine(settings.DATABASE_URL)
+    use_source_schema(engine, schema)
+    async with engine.begin() as connection:
+        await warehouse.create_source_schema(connection, schema)
+    await engine.dispose()
+    tables = source_tables(schema)
+    total = sum(len(r) for r in rows.values())
+
+    def record(table: sa.Table, row: dict[str, Any], as_text: bool) -> tuple[Any, ...]:
+        values = []
+        for column in table.columns:
+            value = row.get(column.name)
+            if isinstance(column.type, sa.JSON) and value is not None:
+                value = json.dumps(value, separators=(",", ":"))
+            elif as_text and isinstance(value, datetime):
+                value = value.isoformat(sep=" ")
+            values.append(value)
+        return tuple(values)
+
+    if settings.is_sqlite:
+        main = make_url(settings.DATABASE_URL).database or ""
+        prepared = {
+            name: [record(tables.events[name], r, True) for r in table_rows]
+            for name, table_rows in rows.items()
+        }
+        started = time.perf_counter()
+        db = sqlite3.connect(main)
+        db.execute(
+            "ATTACH DATABASE ? AS " + schema,
+            (str(sqlite_schema_path(settings.DATABASE_URL, schema)),),
+        )
+        for name, records in prepared.items():
+            columns = [c.name for c in tables.events[name].columns]
+            db.executemany(
+                f"INSERT INTO {schema}.{name} ({', '.join(f'{c!r}' for c in columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})",
+                records,
+            )
+        db.commit()
+        db.close()
+        return total / (time.perf_counter() - started)
+    prepared = {
+        name: [record(tables.events[name], r, False) for r in table_rows]
+        for name, table_rows in rows.items()
+    }
+    dsn = settings.DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn)
+    started = time.perf_counter()
+    async with connection.transaction():
+        for name, records in prepared.items():
+            await connection.copy_records_to_table(
+                name,
+                schema_name=schema,
+                records=records,
+                columns=[c.name for c in tables.events[name].columns],
+            )
+    elapsed = time.perf_counter() - started
+    await connection.close()
+    return total / elapsed
+
+
+async def _naive_rate(
+    settings: Settings, schema: str, rows: dict[str, list[dict[str, Any]]], limit: int
+) -> float:
+    """What most open-source collectors do: one INSERT and one commit per event."""
+    engine = create_engine(settings.DATABASE_URL)
+    use_source_schema(engine, schema)
+    async with engine.begin() as connection:
+        await warehouse.create_source_schema(connection, schema)
+    tables = source_tables(schema)
+    sample = [(name, row) for name, table_rows in rows.items() for row in table_rows][:limit]
+    started = time.perf_counter()
+    for name, row in sample:
+        async with engine.begin() as connection:
+            await connection.execute(tables.events[name].insert().values(row))
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    return len(sample) / elapsed
+
+
+async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -> IngestFigures:
+    backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    settings = load_settings(
+        DATABASE_URL=database_url,
+        DATA_DIR=workdir,
+        ADMIN_TOKEN=ADMIN_TOKEN,
+        SECRET_KEY=SECRET_KEY,
+        INGEST_PORT=_free_port(),
+    )
+    await asyncio.to_thread(upgrade_control_schema, database_url)
+    signer = Signer()
+    schema, url = await _register(settings, "Bench", signer.verification_key)
+    path = "/" + url.split("/", 3)[3]
+    env = os.environ | {
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(workdir),
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "SECRET_KEY": SECRET_KEY,
+        "INGEST_PORT": str(settings.INGEST_PORT),
+        "LOG_LEVEL": "WARNING",
+    }
+    log = (workdir / "ingest.log").open("w")
+    service = subprocess.Popen(
+        [sys.executable, "-m", "sendgrid_source", "ingest"], env=env, stdout=log, stderr=log
+    )
+    try:
+        base = f"http://127.0.0.1:{settings.INGEST_PORT}"
+        async with httpx.AsyncClient(
+            base_url=base, timeout=120, limits=httpx.Limits(max_connections=64)
+        ) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            full, unique_full = make_batches(batches, BATCH_SIZE, seed=1)
+            half, unique_half = make_batches(max(4, batches // 2), BATCH_SIZE, seed=2)
+            signed_full = [(b, signer.headers(b)) for b in map(frame, full)]
+            signed_half = [(b, signer.headers(b)) for b in map(frame, half)]
+            # BENCH_PROFILE=<dir>: py-spy samples the service during the maximum-rate run.
+            profile = os.environ.get("BENCH_PROFILE")
+            if profile:
+                subprocess.Popen(
+                    ["py-spy", "record", "-p", str(service.pid), "-d", "8", "--format", "raw",
+                     "-o", f"{profile}/ingest-{backend}.txt"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            elapsed, latencies = await _post_all(client, path, signed_full, senders, None)
+            events_per_s = batches * BATCH_SIZE / elapsed
+            interval = BATCH_SIZE / (events_per_s / 2)
+            half_elapsed, half_latencies = await _post_all(
+                client, path, signed_half, senders, interval
+            )
+        rss = _peak_rss_mb(service.pid)
+    finally:
+        service.terminate()
+        service.wait(30)
+        log.close()
+    stored = await _count_events(settings, schema)
+    rows = _unique_rows(full)
+    limit = await _copy_limit(settings, "bench_limit", rows)
+    naive = await _naive_rate(settings, "bench_naive", rows, 2000)
+    return IngestFigures(
+        backend=backend,
+        events_sent=(len(full) + len(half)) * BATCH_SIZE,
+        unique_sent=unique_full + unique_half,
+        rows_stored=stored,
+        events_per_s=events_per_s,
+        p50_max_ms=_percentile(latencies, 0.5),
+        p99_max_ms=_percentile(latencies, 0.99),
+        half_rate_events_per_s=len(half) * BATCH_SIZE / half_elapsed,
+        p50_half_ms=_percentile(half_latencies, 0.5),
+        p99_half_ms=_percentile(half_latencies, 0.99),
+        rss_mb=rss,
+        limit_rows_per_s=limit,
+        naive_rows_per_s=naive,
+    )
+
+
+def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
+    f = figures
+    limit_kind = "COPY" if f.backend == "postgresql" else "executemany"
+    stored = "equal" if f.rows_stored == f.unique_sent else "MISMATCH"
+    return [
+        (
+            "events/s, end to end (HTTP, signature, validation, dedupe, commit)",
+            f"{f.events_per_s:,.0f}",
+            "",
+        ),
+        (
+            f"limit: raw {limit_kind} of the same rows into the same tables, rows/s",
+            f"{f.limit_rows_per_s:,.0f}",
+            f"service = {f.events_per_s / f.limit_rows_per_s:.0%} of it (target ≥ 50%)",
+        ),
+        (
+            "naive: one INSERT + commit per event, rows/s",
+            f"{f.naive_rows_per_s:,.0f}",
+            f"service = {f.events_per_s / f.naive_rows_per_s:.1f}× it (target ≥ 20×)",
+        ),
+        (
+            "p50 / p99 answer at the maximum rate, ms",
+            f"{f.p50_max_ms:.0f} / {f.p99_max_ms:.0f}",
+            "",
+        ),
+        (
+            f"p50 / p99 answer at half rate ({f.half_rate_events_per_s:,.0f} events/s), ms",
+            f"{f.p50_half_ms:.0f} / {f.p99_half_ms:.0f}",
+            "target p99 ≤ 250 ms",
+        ),
+        ("peak RSS of the service, MB", f"{f.rss_mb:.0f}", "target ≤ 250 MB"),
+        (
+            "rows in the database / unique events sent",
+            f"{f.rows_stored:,} / {f.unique_sent:,}",
+            stored,
+        ),
+    ]

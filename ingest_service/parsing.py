@@ -119,7 +119,7 @@ def _event_row(
         )
         return "", None
     # The models are flat: their fields are already the column values.
-    row = dict(event)
+    row = dict(event.__dict__)
     row["id"] = event_id(item)
     row["custom_args"] = custom_args(item)
     row["raw"] = item

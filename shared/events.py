@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -57,22 +56,21 @@ def _category_list(value: object) -> object:
     return value
 
 
-def _text(value: object) -> object:
-    # Opaque identifiers arrive as numbers in some payloads (pool.id, phase_id).
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-
 UnixTime = Annotated[datetime, BeforeValidator(_to_utc)]
 LenientInt = Annotated[int | None, BeforeValidator(_lenient_int)]
 LenientBool = Annotated[bool | None, BeforeValidator(_lenient_bool)]
-Text = Annotated[str | None, BeforeValidator(_text)]
+# Opaque identifiers arrive as numbers in some payloads (pool.id, phase_id): the models
+# coerce numbers to text (`coerce_numbers_to_str`), which pydantic does without Python calls.
+Text = str | None
 Categories = Annotated[list[str], BeforeValidator(_category_list)]
 
 
 class WebhookEvent(BaseModel):
     """Fields every event type may carry (delivery, engagement and Marketing Campaigns)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, frozen=True, coerce_numbers_to_str=True
+    )
 
     event: str
     email: str | None = None
@@ -241,7 +239,9 @@ def dump_json(value: Any) -> str:
 
 
 # A run of 19+ digits may be an integer beyond 64 bits, which orjson reads as a float.
-_LONG_NUMBER = re.compile(rb"\d{19,}")
+# Mapping every digit to "0" and searching for the run is ~10x faster than a regex.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
 
 
 def _refuse_constant(name: str) -> Any:
@@ -251,7 +251,7 @@ def _refuse_constant(name: str) -> Any:
 def load_json(body: bytes) -> Any:
     """Parse JSON fast (orjson), falling back to the stdlib where orjson would round a huge
     integer, so `raw` keeps every number exactly. NaN and Infinity are refused by both."""
-    if _LONG_NUMBER.search(body) is None:
+    if _LONG_RUN not in body.translate(_DIGITS_TO_ZERO):
         return orjson.loads(body)
     return json.loads(body, parse_constant=_refuse_constant)
 

@@ -7,6 +7,7 @@ restart keeps the same admin token and can still decrypt the stored API keys.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from datetime import timedelta
@@ -83,6 +84,13 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("ADMIN_TOKEN", "SECRET_KEY")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (leave it unset to generate one)")
+        return value
+
     @field_validator("PUBLIC_URL", "SENDGRID_API_URL")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -120,12 +128,22 @@ class Settings(BaseSettings):
 
 
 def _read_or_create_secret(path: Path, make: str) -> tuple[str, bool]:
-    if path.exists():
-        return path.read_text().strip(), False
+    # Processes starting together must share one secret: write a private temp file, then
+    # link it into place; whoever loses the race reads the winner's.
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(make + "\n")
-    return make, True
+    if not path.exists():
+        temp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(make + "\n")
+        try:
+            os.link(temp, path)
+            return make, True
+        except FileExistsError:
+            pass
+        finally:
+            temp.unlink()
+    return path.read_text().strip(), False
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,0 +1,425 @@
+"""The `sendgrid-source` command: migrate, sources, configuration errors, and `up` end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import respx
+import sqlalchemy as sa
+from typer.testing import CliRunner, Result
+
+from sendgrid_source.cli import app
+from shared.db import create_engine, sqlite_schema_path
+from shared.settings import Settings, get_settings
+from shared.tables import SOURCE_SCHEMA_VERSION, sources
+from tests.conftest import SENDGRID_TEST_URL, _asyncpg_dsn, _postgres_url, api_key
+from tests.sync.fake_account import FakeAccount
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Invoke:
+    """Run the command in-process (respx sees its HTTP calls) with a clean configuration."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SENDGRID_API_URL", SENDGRID_TEST_URL)
+    monkeypatch.setenv("PUBLIC_URL", "http://ingest.test")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, **env: str) -> Result:
+        get_settings.cache_clear()
+        try:
+            return runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+        finally:
+            get_settings.cache_clear()
+
+    return invoke
+
+
+@pytest.fixture
+def on_database(cli: Invoke, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    """The command, on a migrated database (SQLite and PostgreSQL)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    return cli
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database that was never migrated."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'warehouse.db'}"
+        return
+    base = _postgres_url()
+    name = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(base, "postgres"))
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    yield base.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def query(database_url: str, statement: Any) -> list[sa.Row[Any]]:
+    async def run() -> list[sa.Row[Any]]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                result = await connection.execute(statement)
+                return list(result.all()) if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def schema_exists(database_url: str, schema: str) -> bool:
+    if database_url.startswith("sqlite"):
+        return sqlite_schema_path(database_url, schema).exists()
+    found = query(
+        database_url,
+        sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s").bindparams(
+            s=schema
+        ),
+    )
+    return bool(found)
+
+
+def webhook_url(output: str) -> str:
+    match = re.search(r"webhook URL\s+(\S+)", output)
+    assert match is not None, output
+    return match[1]
+
+
+# --- migrate -------------------------------------------------------------------------------
+
+
+def test_migrate_twice_is_idempotent(
+    cli: Invoke,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sendgrid: respx.MockRouter,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    first = cli("migrate")
+    assert first.exit_code == 0, first.output
+    assert "upgraded from an empty database to 0001" in first.output
+
+    assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    # An older source schema is brought up to date by the next migrate, and only by it.
+    query(empty_database_url, sources.update().values(schema_version=0))
+    second = cli("migrate")
+    third = cli("migrate")
+
+    assert second.exit_code == 0, second.output
+    assert "already at revision 0001" in second.output
+    assert "source schemas: upgraded sendgrid" in second.output
+    assert third.exit_code == 0, third.output
+    assert "already at revision 0001" in third.output
+    assert "source schemas: all up to date" in third.output
+    rows = query(empty_database_url, sa.select(sources.c.schema_version))
+    assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
+    assert query(empty_database_url, sa.text("SELECT count(*) FROM sendgrid.activity")) == [(0,)]
+
+
+def test_sources_need_a_migrated_database(
+    cli: Invoke, empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    result = cli("sources", "list")
+    assert result.exit_code == 1
+    assert "run migrate first" in result.stderr
+
+
+def test_sources_need_an_up_to_date_database(on_database: Invoke, database_url: str) -> None:
+    # A Table (not sa.table) so PostgreSQL's translation to the control schema applies.
+    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
+    query(database_url, alembic_version.update().values(version_num="0000"))
+    result = on_database("sources", "list")
+    assert result.exit_code == 1
+    assert "the database is at revision 0000, not 0001: run migrate first" in result.stderr
+
+
+# --- sources -------------------------------------------------------------------------------
+
+
+def test_sources_add_then_list_never_shows_the_key(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    key = api_key()
+    added = on_database("sources", "add", "SendGrid EU", "--api-key", key, "--region", "eu")
+    listed = on_database("sources", "list")
+
+    assert added.exit_code == 0, added.output
+    assert "schema       sendgrid_eu" in added.output
+    url = webhook_url(added.output)
+    assert url.startswith("http://ingest.test/webhooks/")
+    assert sendgrid.calls.last.request.headers["Authorization"] == f"Bearer {key}"
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.output.splitlines() if "SendGrid EU" in line)
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells == ["SendGrid EU", "sendgrid_eu", "eu", url, "no"]
+    assert key not in added.output + listed.output
+    stored = query(database_url, sa.select(sources))
+    assert len(stored) == 1
+    assert key not in repr(stored[0])
+
+
+def test_sources_add_asks_for_the_key_without_echoing_it(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    key = api_key()
+    result = on_database("sources", "add", "SendGrid", input=f"  {key}  \n")
+
+    assert result.exit_code == 0, result.output
+    assert "SendGrid API key" in result.output
+    assert key not in result.output
+    # The pasted key was trimmed before SendGrid saw it.
+    assert sendgrid.calls.last.request.headers["Authorization"] == f"Bearer {key}"
+    assert [row.name for row in query(database_url, sa.select(sources.c.name))] == ["SendGrid"]
+
+
+def test_sources_add_shows_missing_scopes(on_database: Invoke, sendgrid: respx.MockRouter) -> None:
+    sendgrid.get("/v3/scopes").respond(200, json={"scopes": ["mail.send"]})
+    result = on_database("sources", "add", "SendGrid", "--api-key", api_key())
+    assert result.exit_code == 0, result.output
+    assert "warning: the API key lacks the marketing.read scope" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Select", "the schema name 'select' is reserved"),
+        ("SendGrid ✉", "may hold only ASCII letters, digits, spaces, '-' and '_'"),
+        ("SendGrid", "schema 'sendgrid' is already used by the source 'SendGrid'"),
+    ],
+)
+def test_sources_add_refuses_a_bad_name(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter, name: str, message: str
+) -> None:
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    result = on_database("sources", "add", name, "--api-key", api_key())
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert [row.name for row in query(database_url, sa.select(sources.c.name))] == ["SendGrid"]
+
+
+def test_sources_add_reports_a_rejected_key(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    sendgrid.get("/v3/scopes").respond(401, json={"errors": [{"message": "unauthorized"}]})
+    key = api_key()
+    result = on_database("sources", "add", "SendGrid", "--api-key", key)
+    assert result.exit_code == 1
+    assert "SendGrid rejected this API key" in result.stderr
+    assert key not in result.output
+    assert query(database_url, sa.select(sources.c.id)) == []
+
+
+def test_sources_add_refuses_a_malformed_key_naming_the_option(
+    on_database: Invoke, database_url: str
+) -> None:
+    result = on_database("sources", "add", "SendGrid", "--api-key", "SG.half key")
+    assert result.exit_code == 1
+    assert "--api-key: api_key holds whitespace inside it" in result.stderr
+    assert "SG.half key" not in result.output
+    assert query(database_url, sa.select(sources.c.id)) == []
+
+
+def test_sources_remove_keeps_data_unless_asked(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    for name in ("SendGrid", "Marketing"):
+        assert on_database("sources", "add", name, "--api-key", api_key()).exit_code == 0
+    (source_id,) = query(database_url, sa.select(sources.c.id).where(sources.c.name == "SendGrid"))
+
+    declined = on_database("sources", "remove", "SendGrid", input="n\n")
+    assert declined.exit_code == 1
+    assert "SendGrid" in on_database("sources", "list").output
+
+    stopped = on_database("sources", "remove", "SendGrid", "--yes")
+    assert stopped.exit_code == 0, stopped.output
+    listed = on_database("sources", "list").output
+    assert "Marketing" in listed
+    assert "SendGrid" not in listed
+    assert schema_exists(database_url, "sendgrid")
+
+    again = on_database("sources", "remove", "SendGrid", "--yes")
+    assert again.exit_code == 1
+    assert "already removed" in again.stderr
+    assert "--drop-data" in again.stderr
+
+    dropped = on_database("sources", "remove", source_id.id, "--drop-data", "--yes")
+    assert dropped.exit_code == 0, dropped.output
+    assert not schema_exists(database_url, "sendgrid")
+    assert [row.name for row in query(database_url, sa.select(sources.c.name))] == ["Marketing"]
+    # The name is free again.
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+
+
+def test_sources_remove_unknown(on_database: Invoke) -> None:
+    result = on_database("sources", "remove", "Nope", "--yes")
+    assert result.exit_code == 1
+    assert "no source with id or name 'Nope'" in result.stderr
+
+
+# --- sync-now ------------------------------------------------------------------------------
+
+
+def test_sync_now_syncs_in_the_foreground(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    account = FakeAccount(SENDGRID_TEST_URL)
+    account.install(sendgrid)
+    account.add_list("ca7a3796-e8a8-4029-9ccb-df8937940562", "Newsletter", 0)
+
+    result = on_database("sync-now", "SendGrid")
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"sync \S+: succeeded", result.output), result.output
+    lists = query(database_url, sa.text("SELECT name FROM sendgrid.lists"))
+    assert [row.name for row in lists] == ["Newsletter"]
+
+
+def test_sync_now_exits_non_zero_when_a_collection_fails(
+    on_database: Invoke, sendgrid: respx.MockRouter
+) -> None:
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    account = FakeAccount(SENDGRID_TEST_URL)
+    account.install(sendgrid)
+    account.forbidden = {"/v3/marketing/singlesends"}
+
+    result = on_database("sync-now", "SendGrid")
+
+    assert result.exit_code == 1
+    assert re.search(r"sync \S+: partial", result.output), result.output
+
+
+def test_sync_now_names_an_unknown_source(on_database: Invoke) -> None:
+    result = on_database("sync-now", "Nope")
+    assert result.exit_code == 1
+    assert "no active source with id or name 'Nope'" in result.stderr
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["up"], ["ingest"], ["sync"], ["migrate"], ["sources", "list"], ["sync-now", "SendGrid"]],
+)
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SYNC_INTERVAL", "soon"), ("DATABASE_URL", "mysql://localhost/warehouse")],
+)
+def test_malformed_setting_stops_every_command(
+    cli: Invoke, tmp_path: Path, command: list[str], variable: str, value: str
+) -> None:
+    result = cli(*command, **{variable: value})
+    assert result.exit_code == 2
+    assert f"invalid configuration: {variable}" in result.stderr
+    assert not (tmp_path / "data").exists()  # nothing was created
+
+
+# --- up, end to end ------------------------------------------------------------------------
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_up_runs_both_services_and_stops_them_on_sigterm(tmp_path: Path) -> None:
+    ingest_port, sync_port = free_ports(2)
+    ingest, sync = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{sync_port}"
+    env = {k: v for k, v in os.environ.items() if k.upper() not in Settings.model_fields}
+    env |= {
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'warehouse.db'}",
+        "INGEST_PORT": str(ingest_port),
+        "SYNC_PORT": str(sync_port),
+    }
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "sendgrid_source", "up"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and up.poll() is None:
+            if answers(f"{ingest}/healthz") and answers(f"{sync}/healthz"):
+                break
+            time.sleep(0.1)
+        output = log_path.read_text()
+        assert up.poll() is None, output
+        assert answers(f"{ingest}/healthz"), output
+        assert answers(f"{sync}/healthz"), output
+
+        started = re.search(r"started \(ingest pid (\d+), sync pid (\d+)\)", output)
+        token = re.search(r"admin token\s+(\S+)\s+\(saved in (.+)\)", output)
+        assert started is not None, output
+        assert token is not None, output
+        children = [int(started[1]), int(started[2])]
+        assert Path(token[2]).read_text().strip() == token[1]
+        authorized = httpx.get(f"{ingest}/sources", headers={"Authorization": f"Bearer {token[1]}"})
+        refused = httpx.get(f"{ingest}/sources", headers={"Authorization": "Bearer wrong"})
+        assert (authorized.status_code, authorized.json()) == (200, {"sources": []})
+        assert refused.status_code == 401
+
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=30) == 0, log_path.read_text()
+        for pid in children:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        assert not answers(f"{ingest}/healthz")
+        assert not answers(f"{sync}/healthz")
+        assert log_path.read_text().count("Application shutdown complete") == 2
+    finally:
+        if up.poll() is None:
+            # Children first, while `up` still holds them (their pids cannot be reused yet).
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            up.kill()
+            up.wait()

@@ -99,18 +99,34 @@ async def _insert_sqlite(
     return {str(row["id"]) for row in new}
 
 
-async def stored_raw(
-    connection: AsyncConnection, table: sa.Table, ids: Sequence[str]
-) -> dict[str, str]:
-    """The canonical JSON of stored events, by id (to tell a resend from a reused id)."""
-    found: dict[str, str] = {}
+async def rows_differing_from_stored(
+    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> set[int]:
+    """Positions of `rows` whose id is stored with other content (a reused `sg_event_id`),
+    as opposed to a resend of the same event. PostgreSQL compares the JSON itself (jsonb
+    equality ignores key order), so nothing is read back."""
+    if not rows:
+        return set()
+    if connection.dialect.name == "postgresql":
+        result = await connection.exec_driver_sql(
+            f"SELECT u.n FROM unnest($1::int[], $2::text[], $3::text[]) AS u(n, id, raw) "
+            f"JOIN {table.schema}.{table.name} t ON t.id = u.id WHERE t.raw <> u.raw::jsonb",
+            (
+                list(range(len(rows))),
+                [row["id"] for row in rows],
+                [dump_json(row["raw"]) for row in rows],
+            ),
+        )
+        return {row[0] for row in result}
+    stored: dict[str, str] = {}
+    ids = sorted({row["id"] for row in rows})
     for start in range(0, len(ids), _SQLITE_CHUNK):
-        chunk = list(ids[start : start + _SQLITE_CHUNK])
+        chunk = ids[start : start + _SQLITE_CHUNK]
         result = await connection.execute(
             sa.select(table.c.id, table.c.raw).where(table.c.id.in_(chunk))
         )
-        found |= {row_id: canonical_json(raw) for row_id, raw in result}
-    return found
+        stored |= {row_id: canonical_json(raw) for row_id, raw in result}
+    return {n for n, row in enumerate(rows) if canonical_json(row["raw"]) != stored[row["id"]]}
 
 
 async def insert_rejected(

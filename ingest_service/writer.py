@@ -24,7 +24,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ingest_service.bulk import insert_new_rows, insert_rejected, stored_raw
+from ingest_service.bulk import insert_new_rows, insert_rejected, rows_differing_from_stored
 from ingest_service.parsing import ParsedBatch
 from shared.db import use_source_schema
 from shared.events import canonical_json
@@ -224,21 +224,20 @@ async def _write_table(
         for row_id in inserted:
             pending[row_id][1].stored += 1
         EVENTS_STORED.labels(table.schema or "", table.name).inc(len(inserted))
-        conflicts = [pending[row_id] for row_id in pending.keys() - inserted]
-        stored = await stored_raw(connection, table, [row["id"] for row, _ in conflicts])
-        stored |= {
-            row_id: canonical_json(pending[row_id][0]["raw"])
-            for row_id in {row["id"] for row, _ in repeats} & inserted
-        }
-        candidates, pending, repeats = [*conflicts, *repeats], {}, []
-        for row, submission in candidates:
-            content = canonical_json(row["raw"])
-            rekeyed_id = f"{row['id']}#{_content_hash(content)}"
-            if content == stored[row["id"]] or rekeyed_id in pending:
-                submission.duplicates += 1
-                EVENTS_DUPLICATE.labels(table.schema or "").inc()
-            else:
-                pending[rekeyed_id] = ({**row, "id": rekeyed_id}, submission)
+        # Everything not inserted now has its id stored (by this group or before it).
+        candidates = [pending[row_id] for row_id in pending.keys() - inserted] + repeats
+        differing = await rows_differing_from_stored(
+            connection, table, [row for row, _ in candidates]
+        )
+        pending, repeats = {}, []
+        for position, (row, submission) in enumerate(candidates):
+            if position in differing:
+                rekeyed_id = f"{row['id']}#{_content_hash(canonical_json(row['raw']))}"
+                if rekeyed_id not in pending:
+                    pending[rekeyed_id] = ({**row, "id": rekeyed_id}, submission)
+                    continue
+            submission.duplicates += 1
+            EVENTS_DUPLICATE.labels(table.schema or "").inc()
 
 
 def _content_hash(content: str) -> str:

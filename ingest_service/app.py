@@ -6,20 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from ingest_service import sources_api, webhook
 from ingest_service.writer import EventWriter
 from shared.db import create_engine
-from shared.logs import register_secret
 from shared.registry import SourceRegistry
 from shared.settings import Settings
-from shared.web import admin_auth, install_error_handlers, install_operational_routes
+from shared.web import create_service_app
 
 
 def create_app(settings: Settings) -> FastAPI:
     engine = create_engine(settings.DATABASE_URL)
-    register_secret(settings.admin_token)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,16 +40,14 @@ def create_app(settings: Settings) -> FastAPI:
                 await writer.stop()
                 await engine.dispose()
 
-    app = FastAPI(
-        title="sendgrid-source ingest",
+    app = create_service_app(
+        service="ingest",
         summary="SendGrid Event Webhook receiver and source registry",
-        version="0.1.0",
+        settings=settings,
+        engine=engine,
         lifespan=lifespan,
+        admin_router=sources_api.router,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    install_error_handlers(app, settings.DATABASE_RETRY_AFTER)
-    install_operational_routes(app, "ingest", engine)
+    # The webhook authenticates with the token in its URL (and the signature), not the admin token.
     app.include_router(webhook.router)
-    app.include_router(sources_api.router, dependencies=[Depends(admin_auth(settings.admin_token))])
     return app

@@ -6,10 +6,11 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 import sqlalchemy.exc
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,7 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db import ping
 from shared.errors import AppError, ServiceUnavailable, Unauthorized
+from shared.logs import register_secret
 from shared.schemas import Health
+from shared.settings import Settings
 
 log = logging.getLogger("sendgrid_source.http")
 
@@ -90,6 +93,29 @@ def admin_auth(expected_token: str) -> Callable[..., Awaitable[None]]:
             raise Unauthorized("the admin token is wrong")
 
     return require_admin
+
+
+def create_service_app(
+    *,
+    service: str,
+    summary: str,
+    settings: Settings,
+    engine: AsyncEngine,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    admin_router: APIRouter,
+) -> FastAPI:
+    """A FastAPI app with what both services share: errors, health, metrics, access log,
+    and the admin router behind the admin token."""
+    app = FastAPI(
+        title=f"sendgrid-source {service}", summary=summary, version="0.1.0", lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    register_secret(settings.admin_token)
+    install_error_handlers(app, settings.DATABASE_RETRY_AFTER)
+    install_operational_routes(app, service, engine)
+    app.include_router(admin_router, dependencies=[Depends(admin_auth(settings.admin_token))])
+    return app
 
 
 def install_operational_routes(app: FastAPI, service: str, engine: AsyncEngine) -> None:

@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from shared.db import create_engine
-from shared.logs import register_secret
 from shared.registry import SourceRegistry
 from shared.settings import Settings
-from shared.web import admin_auth, install_error_handlers, install_operational_routes
+from shared.web import create_service_app
 from sync_service import syncs_api
 from sync_service.runner import SyncDependencies
 from sync_service.scheduling import SyncScheduler
@@ -25,7 +24,6 @@ HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 def create_app(settings: Settings, *, schedule: bool = True) -> FastAPI:
     """`schedule=False` serves the API without running scheduled syncs (tests, one-off use)."""
     engine = create_engine(settings.DATABASE_URL)
-    register_secret(settings.admin_token)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,15 +42,11 @@ def create_app(settings: Settings, *, schedule: bool = True) -> FastAPI:
                 await service.cancel_background()
                 await engine.dispose()
 
-    app = FastAPI(
-        title="sendgrid-source sync",
+    return create_service_app(
+        service="sync",
         summary="Syncs Marketing Campaigns lists, segments, recipients and campaigns",
-        version="0.1.0",
+        settings=settings,
+        engine=engine,
         lifespan=lifespan,
+        admin_router=syncs_api.router,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    install_error_handlers(app, settings.DATABASE_RETRY_AFTER)
-    install_operational_routes(app, "sync", engine)
-    app.include_router(syncs_api.router, dependencies=[Depends(admin_auth(settings.admin_token))])
-    return app

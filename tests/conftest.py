@@ -9,6 +9,7 @@ tests can commit, run concurrent transactions and DDL for real.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -45,6 +46,19 @@ def _asyncpg_dsn(url: str, database: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + f"/{database}"
 
 
+def _admin_sql(sql: str) -> None:
+    """Run one statement on the test cluster's `postgres` database (CREATE/DROP DATABASE)."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(_postgres_url(), "postgres"))
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
@@ -53,18 +67,17 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> str:
+def postgres_template() -> Iterator[str]:
+    """A migrated database to clone; named per test session so parallel runs on one
+    cluster do not drop each other's template."""
     url = _postgres_url()
+    name = f"sgs_template_{os.getpid()}"
 
-    async def build() -> None:
-        admin = await asyncpg.connect(_asyncpg_dsn(url, "postgres"))
-        await admin.execute("DROP DATABASE IF EXISTS sgs_template")
-        await admin.execute("CREATE DATABASE sgs_template")
-        await admin.close()
-
-    asyncio.run(build())
-    upgrade_control_schema(url.rsplit("/", 1)[0] + "/sgs_template")
-    return "sgs_template"
+    _admin_sql(f"DROP DATABASE IF EXISTS {name}")
+    _admin_sql(f"CREATE DATABASE {name}")
+    upgrade_control_schema(url.rsplit("/", 1)[0] + f"/{name}")
+    yield name
+    _admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -81,19 +94,22 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         yield f"sqlite+aiosqlite:///{path}"
         return
     template_name: str = request.getfixturevalue("postgres_template")
+    with fresh_postgres_database(template_name) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new database on the test cluster (cloned from `template` if given), dropped after."""
     base = _postgres_url()
     name = f"t_{uuid.uuid4().hex[:12]}"
 
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(_asyncpg_dsn(base, "postgres"))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name} TEMPLATE {template_name}"))
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    clone = f" TEMPLATE {template}" if template else ""
+    _admin_sql(f"CREATE DATABASE {name}{clone}")
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        _admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import respx
@@ -27,7 +25,7 @@ from sendgrid_source.cli import app
 from shared.db import create_engine, sqlite_schema_path
 from shared.settings import Settings, get_settings
 from shared.tables import SOURCE_SCHEMA_VERSION, sources
-from tests.conftest import SENDGRID_TEST_URL, _asyncpg_dsn, _postgres_url, api_key
+from tests.conftest import SENDGRID_TEST_URL, api_key, fresh_postgres_database
 from tests.sync.fake_account import FakeAccount
 
 Invoke = Callable[..., Result]
@@ -67,19 +65,8 @@ def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'warehouse.db'}"
         return
-    base = _postgres_url()
-    name = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(_asyncpg_dsn(base, "postgres"))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def query(database_url: str, statement: Any) -> list[sa.Row[Any]]:

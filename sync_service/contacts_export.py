@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from sync_service.client import SendGridClient
@@ -101,8 +102,14 @@ async def iterate_export_rows(client: SendGridClient, job: ExportJob) -> AsyncIt
     """Rows of every file of a ready job, in order, one file open at a time."""
     for url in job.urls:
         async with client.open_download(url) as response:
-            async for row in iterate_csv_rows(response.aiter_bytes()):
-                yield row
+            try:
+                async for row in iterate_csv_rows(response.aiter_bytes()):
+                    yield row
+            except httpx.TransportError as exc:
+                # A timeout or a dropped connection while the file streams in.
+                raise ExportFailed(
+                    f"downloading an export file broke off ({type(exc).__name__}: {exc})"
+                ) from exc
 
 
 async def iterate_exported_contacts(

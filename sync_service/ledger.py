@@ -15,6 +15,9 @@ Trigger = Literal["initial", "scheduled", "manual"]
 CollectionStatus = Literal["succeeded", "empty", "forbidden", "failed", "skipped"]
 RunStatus = Literal["running", "succeeded", "partial", "failed"]
 
+# The error of a run whose process stopped before it finished (see run_claims).
+INTERRUPTED = "interrupted: the sync process stopped before the run finished"
+
 # Statuses that count as the collection having been read completely.
 _COMPLETE: frozenset[str] = frozenset({"succeeded", "empty"})
 
@@ -98,11 +101,14 @@ async def finish_run(
         )
 
 
-async def last_run_started(engine: AsyncEngine, source_id: str) -> datetime | None:
+async def last_run_started(
+    engine: AsyncEngine, source_id: str, *, include_interrupted: bool = True
+) -> datetime | None:
+    query = sa.select(sa.func.max(sync_runs.c.started_at)).where(sync_runs.c.source_id == source_id)
+    if not include_interrupted:
+        query = query.where(sync_runs.c.error.is_distinct_from(INTERRUPTED))
     async with engine.connect() as connection:
-        moment = await connection.scalar(
-            sa.select(sa.func.max(sync_runs.c.started_at)).where(sync_runs.c.source_id == source_id)
-        )
+        moment = await connection.scalar(query)
     return _aware(moment)
 
 

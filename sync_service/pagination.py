@@ -51,9 +51,18 @@ async def iterate_token_pages(
     url = client.url_for(path)
     seen_urls = {str(httpx.URL(url, params=params))}
     seen_tokens: set[str] = set()
+    previous: Page | None = None
     while True:
         body = await client.get_json(url, params)
-        yield extract_items(body, items_key, urlsplit(url).path)
+        items = extract_items(body, items_key, urlsplit(url).path)
+        if items and items == previous:
+            # A server that ignores the token but hands out a fresh one every time.
+            raise PaginationLoop(
+                f"{urlsplit(url).path}: the page for token {_page_token(url)!r} returned the "
+                "same rows as the page before it; stopped instead of reading them again"
+            )
+        yield items
+        previous = items
         link = _next_link(body)
         if link is None:
             return

@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import is_sqlite
 from shared.tables import sync_runs
-from sync_service.ledger import Trigger, utcnow
+from sync_service.ledger import INTERRUPTED, Trigger, utcnow
+
+__all__ = ["INTERRUPTED", "RunClaim", "claim_run", "fail_dead_runs"]
 
 # Heartbeats are written every HEARTBEAT_SECONDS; a run silent for STALE_AFTER is dead.
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER = timedelta(minutes=5)
-INTERRUPTED = "interrupted: the sync process stopped before the run finished"
 
 
 def advisory_key(source_id: str) -> int:
@@ -147,3 +148,48 @@ async def _claim_sqlite(
     if result.rowcount != 1:
         return None
     return RunClaim(run_id, source_id, trigger, now)
+
+
+def _lock_free(source_id: str) -> sa.TextClause:
+    """True when no session holds the source's advisory lock: no run of it is alive.
+
+    pg_locks shows a bigint advisory key as classid (high 32 bits), objid (low), objsubid 1.
+    """
+    key = advisory_key(source_id) & 0xFFFFFFFFFFFFFFFF
+    return sa.text(
+        "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND database = "
+        "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
+        "AND classid = CAST(:high AS oid) AND objid = CAST(:low AS oid) AND objsubid = 1 "
+        "AND granted)"
+    ).bindparams(high=str(key >> 32), low=str(key & 0xFFFFFFFF))
+
+
+async def fail_dead_runs(engine: AsyncEngine) -> int:
+    """Mark `running` runs whose process died as failed; returns how many.
+
+    PostgreSQL: a run is alive exactly while its source's lock is held, and the check and
+    the update are one statement, so a run claimed meanwhile is never touched. SQLite: the
+    heartbeat has been silent for STALE_AFTER.
+    """
+    now = utcnow()
+    async with engine.connect() as connection:
+        source_ids = (
+            await connection.scalars(
+                sa.select(sync_runs.c.source_id).where(sync_runs.c.status == "running").distinct()
+            )
+        ).all()
+    failed = 0
+    for source_id in source_ids:
+        dead = (
+            sync_runs.c.heartbeat_at < now - STALE_AFTER
+            if is_sqlite(engine)
+            else _lock_free(source_id)
+        )
+        async with engine.begin() as connection:
+            result = await connection.execute(
+                sync_runs.update()
+                .where(sync_runs.c.source_id == source_id, sync_runs.c.status == "running", dead)
+                .values(status="failed", finished_at=now, error=INTERRUPTED)
+            )
+        failed += int(result.rowcount or 0)
+    return failed

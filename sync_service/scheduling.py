@@ -15,6 +15,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from sync_service.ledger import Trigger, last_run_started, utcnow
+from sync_service.run_claims import fail_dead_runs
 from sync_service.service import SyncService
 
 log = logging.getLogger("sendgrid_source.sync")
@@ -57,6 +58,8 @@ class SyncScheduler:
     async def reconcile(self) -> None:
         """Add, reschedule and remove jobs so they match the active sources."""
         registry = self.service.deps.registry
+        # Runs left `running` by a process that died: shown failed, and not counted below.
+        await fail_dead_runs(self.service.deps.engine)
         sources = {source.id: source for source in await registry.list_sources()}
         for source_id in list(self._intervals):
             if source_id not in sources:
@@ -74,7 +77,9 @@ class SyncScheduler:
                     job_id(source.id), trigger="interval", seconds=interval
                 )
                 continue
-            last = await last_run_started(self.service.deps.engine, source.id)
+            last = await last_run_started(
+                self.service.deps.engine, source.id, include_interrupted=False
+            )
             # Never synced: now (the initial sync). Otherwise one interval after the last run,
             # so a restart neither repeats a fresh sync nor postpones an overdue one.
             first = utcnow() if last is None else max(utcnow(), last + timedelta(seconds=interval))

@@ -1,0 +1,177 @@
+"""Scenario 2: the ingest process SIGKILLed under load, restarted on the same port.
+
+Promise: a 2xx is only sent after the commit, so every event of a batch that got a 2xx is in
+the database even when the process dies the next instant; the senders' resends of what did
+not get a 2xx land exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.db import create_engine
+from shared.registry import SourceRegistry
+from shared.schemas import SourceCreate
+from shared.settings import Settings
+from tests.faults.conftest import (
+    Batch,
+    Process,
+    SenderLog,
+    events_sent,
+    free_port,
+    make_traffic,
+    send_like_sendgrid,
+    sendgrid_source,
+    service_env,
+    stored_event_ids,
+    unique_ids,
+    wait_until_up,
+)
+from tests.webhook_helpers import Signer
+
+pytestmark = pytest.mark.slow
+
+SENDERS = 8
+BATCHES_PER_SENDER = 12
+BATCH_SIZE = 300
+KILL_AFTER_SHARE = 0.3
+
+
+def scopes_client() -> httpx.AsyncClient:
+    """Registration checks the key with SendGrid; answered here (as bench/ingest.py does)."""
+    return httpx.AsyncClient(
+        transport=httpx.MockTransport(
+            lambda _: httpx.Response(200, json={"scopes": ["marketing.read"]})
+        )
+    )
+
+
+async def register(settings: Settings, signer: Signer) -> tuple[str, str]:
+    """The source's schema and webhook path (the database is migrated by the fixture)."""
+    engine = create_engine(settings.DATABASE_URL)
+    try:
+        async with scopes_client() as http:
+            registry = SourceRegistry(engine, settings, http)
+            source, _ = await registry.create(
+                SourceCreate(
+                    name="Killed",
+                    api_key="SG.faults.key",
+                    webhook_verification_key=signer.verification_key,
+                )
+            )
+            url = settings.webhook_url(source.id, registry.webhook_token(source))
+    finally:
+        await engine.dispose()
+    return source.schema_name, "/" + url.split("/", 3)[3]
+
+
+async def test_sigkill_under_load_loses_no_accepted_event_and_stores_none_twice(
+    settings: Settings,
+    tmp_path: Path,
+    processes: Callable[[list[str], dict[str, str], Path], Process],
+) -> None:
+    signer = Signer()
+    schema, path = await register(settings, signer)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = service_env(settings, INGEST_PORT=str(port))
+    first = processes(sendgrid_source("ingest"), env, tmp_path / "ingest-1.log")
+    second = processes(sendgrid_source("ingest"), env, tmp_path / "ingest-2.log")
+    first.start()
+    await wait_until_up(first, f"{base}/readyz")
+
+    traffic = make_traffic(
+        signer,
+        senders=SENDERS,
+        batches=BATCHES_PER_SENDER,
+        size=BATCH_SIZE,
+        duplicate_every=10,
+        tag="killed",
+    )
+    total_batches = SENDERS * BATCHES_PER_SENDER
+    log = SenderLog()
+    accepted: list[Batch] = []
+    kill_now = asyncio.Event()
+    phase = "first"
+
+    def on_accepted(batch: Batch) -> None:
+        accepted.append(batch)
+        if len(accepted) >= KILL_AFTER_SHARE * total_batches:
+            kill_now.set()
+
+    async def kill_and_restart() -> dict[str, Any]:
+        nonlocal phase
+        await kill_now.wait()
+        exit_code = await first.kill()
+        killed_at = time.monotonic()
+        phase = "dead"
+        # The process is gone: every 2xx a sender holds now was answered by it.
+        accepted_by_first = list(accepted)
+        stored_at_kill = await stored_event_ids(settings.DATABASE_URL, schema)
+        second.start()
+        await wait_until_up(second, f"{base}/readyz")
+        phase = "second"
+        return {
+            "down_seconds": time.monotonic() - killed_at,  # reported, never asserted
+            "exit_code": exit_code,
+            "accepted_by_first": accepted_by_first,
+            "stored_at_kill": stored_at_kill,
+        }
+
+    async with httpx.AsyncClient(
+        base_url=base, timeout=30, limits=httpx.Limits(max_connections=SENDERS)
+    ) as client:
+        async with asyncio.timeout(150):
+            restart = asyncio.create_task(kill_and_restart())
+            try:
+                await asyncio.gather(
+                    *(
+                        send_like_sendgrid(
+                            client, path, own, log, lambda: phase, on_accepted=on_accepted
+                        )
+                        for own in traffic
+                    )
+                )
+                figures = await restart
+            finally:
+                restart.cancel()
+
+    assert figures["exit_code"] == -9
+    # At the moment of the kill, every event of every batch that had got a 2xx was committed.
+    at_kill = figures["stored_at_kill"]
+    acknowledged = set().union(*(batch.ids for batch in figures["accepted_by_first"]))
+    assert acknowledged <= set(at_kill)
+    assert len(at_kill) == len(set(at_kill))
+
+    # In the end every batch got its 2xx, and each unique event is stored exactly once.
+    assert all(batch.accepted for own in traffic for batch in own)
+    sent = unique_ids(traffic)
+    stored = await stored_event_ids(settings.DATABASE_URL, schema)
+    assert len(stored) == len(set(stored)) == len(sent)
+    assert set(stored) == sent
+    answers = [batch.answer for own in traffic for batch in own if batch.answer is not None]
+    assert sum(answer["rejected"] for answer in answers) == 0
+    assert sum(a["stored"] + a["duplicates"] for a in answers) == events_sent(traffic)
+    # Nothing but 2xx, a refused/broken connection while the process was down, or 503.
+    statuses = {a.status for a in log.answers if a.status is None or not 200 <= a.status < 300}
+    assert statuses <= {None, 503}, [a.error for a in log.answers if a.status not in (None, 503)]
+
+    lost_in_flight = log.count(lambda a: a.status is None and a.phase_sent == "first")
+    print(
+        f"\nsigkill: {events_sent(traffic)} events sent ({len(sent)} unique) in "
+        f"{total_batches} batches by {SENDERS} senders; killed after "
+        f"{len(figures['accepted_by_first'])} batches got a 2xx "
+        f"({len(acknowledged)} events, all of them in the {len(at_kill)} rows stored at the "
+        f"kill); down {figures['down_seconds']:.1f} s; "
+        f"{lost_in_flight} requests in flight broke off; "
+        f"{log.count(lambda a: a.status is None)} connection failures in all; "
+        f"{log.count(lambda a: a.status == 503)} 503s; {log.resends()} resends; "
+        f"{len(stored)} rows stored in the end"
+    )

@@ -28,15 +28,15 @@ async def upsert_rows(
     keys = [column.name for column in table.primary_key.columns]
     # PostgreSQL refuses to update one row twice in a statement; the last copy is the newest.
     rows = list({tuple(row[key] for key in keys): row for row in rows}.values())
+    statement = insert(table)
+    upsert = statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys},
+    )
+    # Executemany form: SQLAlchemy compiles the statement once and sends the rows in
+    # multi-row VALUES pages ("insertmanyvalues"), instead of a new statement per batch.
     for start in range(0, len(rows), BATCH_SIZE):
-        batch = rows[start : start + BATCH_SIZE]
-        statement = insert(table).values(list(batch))
-        updates = {
-            column.name: statement.excluded[column.name]
-            for column in table.columns
-            if column.name not in keys
-        }
-        await connection.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
+        await connection.execute(upsert, list(rows[start : start + BATCH_SIZE]))
     return len(rows)
 
 

@@ -61,7 +61,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return data
 
 
-def parse_body(body: bytes, received_at: datetime) -> ParsedBatch:
+def parse_body(body: bytes, received_at: datetime, max_events: int = 50_000) -> ParsedBatch:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -87,8 +87,24 @@ def parse_body(body: bytes, received_at: datetime) -> ParsedBatch:
             "the body must be a JSON array of event objects; "
             f"item {not_objects[0]} is a JSON {_json_kind(document[not_objects[0]])}"
         )
+    if len(document) > max_events:
+        raise PayloadTooLarge(
+            f"the body holds {len(document)} events, more than the limit of {max_events}"
+        )
+    # NUL can only arrive escaped; PostgreSQL text and jsonb cannot hold it.
+    may_hold_nul = b"\\u0000" in body
     batch = ParsedBatch()
     for item in document:
+        if may_hold_nul and _holds_nul(item):
+            kind = item.get("event")
+            batch.rejected.append(
+                RejectedRow.of(
+                    "the event holds a NUL character (\\u0000), which cannot be stored",
+                    _payload(item),
+                    kind.replace("\x00", "") if isinstance(kind, str) else None,
+                )
+            )
+            continue
         table, row = _event_row(item, received_at, batch)
         if row is not None:
             batch.rows.setdefault(table, []).append(row)
@@ -125,6 +141,16 @@ def _event_row(
     row["raw"] = item
     row["received_at"] = received_at
     return table, row
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _payload(item: dict[str, Any]) -> bytes:

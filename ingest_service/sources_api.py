@@ -19,7 +19,7 @@ def get_registry(request: Request) -> SourceRegistry:
 RegistryDep = Annotated[SourceRegistry, Depends(get_registry)]
 
 _errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 409, 422, 502)
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422, 502)
 }
 
 router = APIRouter(prefix="/sources", tags=["sources"], responses=_errors)

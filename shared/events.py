@@ -28,13 +28,21 @@ def _to_utc(value: object) -> object:
         value = float(value)
     if isinstance(value, int | float):
         seconds = value / 1000 if abs(value) > _MILLISECONDS_THRESHOLD else value
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("timestamp is out of range") from None
     return value
+
+
+_INT64 = range(-(2**63), 2**63)
 
 
 def _lenient_int(value: object) -> object:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        raise ValueError("integer is out of the 64-bit range a BIGINT column holds")
     return value
 
 
@@ -253,7 +261,12 @@ def load_json(body: bytes) -> Any:
     integer, so `raw` keeps every number exactly. NaN and Infinity are refused by both."""
     if _LONG_RUN not in body.translate(_DIGITS_TO_ZERO):
         return orjson.loads(body)
-    return json.loads(body, parse_constant=_refuse_constant)
+    document = json.loads(body, parse_constant=_refuse_constant)
+    try:  # the stdlib, unlike orjson, lets lone surrogate escapes (\ud800) through
+        json.dumps(document, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone surrogate escape, which is not Unicode") from None
+    return document
 
 
 def event_id(event: dict[str, Any]) -> str:

@@ -26,6 +26,17 @@ RESERVED_SCHEMAS = frozenset(
         "primary", "references", "right", "schema", "select", "session_user", "set", "table",
         "then", "to", "true", "union", "unique", "update", "user", "using", "values", "view",
         "when", "where", "with",
+        # PostgreSQL's other reserved keywords (pg_get_keywords() catcode R and T), which
+        # cannot name a schema unquoted.
+        "analyse", "analyze", "asymmetric", "authorization", "binary", "both", "collate",
+        "collation", "concurrently", "current_catalog", "current_role", "current_schema",
+        "current_timestamp", "deferrable", "freeze", "full", "ilike", "initially", "isnull",
+        "lateral", "leading", "localtime", "localtimestamp", "natural", "notnull", "only",
+        "overlaps", "placing", "returning", "similar", "some", "symmetric", "system_user",
+        "tablesample", "trailing", "variadic", "verbose", "window",
+        # SQLite keywords that cannot be an identifier (no %fallback ID in its grammar).
+        "add", "alter", "autoincrement", "commit", "escape", "if", "nothing", "raise",
+        "transaction",
     }
 )  # fmt: skip
 

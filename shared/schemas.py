@@ -33,6 +33,16 @@ def _check_verification_key(value: str | None) -> str | None:
     return "".join(value.split()) if not value.strip().startswith("-----") else value.strip()
 
 
+MIN_SYNC_INTERVAL = timedelta(minutes=1)
+MAX_SYNC_INTERVAL = timedelta(days=365)
+
+
+def _check_sync_interval(value: timedelta | None) -> timedelta | None:
+    if value is not None and not MIN_SYNC_INTERVAL <= value <= MAX_SYNC_INTERVAL:
+        raise ValueError("sync_interval must be between 1m and 365d")
+    return value
+
+
 class SourceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,6 +56,7 @@ class SourceCreate(BaseModel):
 
     _api_key = field_validator("api_key")(_clean_api_key)
     _verification_key = field_validator("webhook_verification_key")(_check_verification_key)
+    _sync_interval = field_validator("sync_interval")(_check_sync_interval)
 
 
 class SourceUpdate(BaseModel):
@@ -63,6 +74,7 @@ class SourceUpdate(BaseModel):
         lambda value: None if value is None else _clean_api_key(value)
     )
     _verification_key = field_validator("webhook_verification_key")(_check_verification_key)
+    _sync_interval = field_validator("sync_interval")(_check_sync_interval)
 
 
 class WebhookSummary(BaseModel):

@@ -31,15 +31,23 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def parse_duration(value: object) -> object:
     """Accept `3h`, `90m`, `45s`, `250ms`, `1d` or a number of seconds."""
-    if isinstance(value, timedelta | int | float):
-        return value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return timedelta(seconds=value)
+        except (OverflowError, ValueError):  # beyond timedelta's range
+            raise ValueError(f"{value!r} is not a usable number of seconds") from None
     if not isinstance(value, str):
         return value
     match = _DURATION.match(value)
     if match is None:
         raise ValueError(f"{value!r} is not a duration such as 3h, 90m, 45s or 250ms")
     number, unit = match.groups()
-    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
+    try:
+        return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
+    except OverflowError:
+        raise ValueError(f"{value!r} is longer than any usable duration") from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -69,6 +77,7 @@ class Settings(BaseSettings):
 
     # Webhook receiver (see ingest_service): body limit, replay window, group commit.
     WEBHOOK_MAX_BODY_BYTES: int = Field(8 * 1024 * 1024, ge=1024)
+    WEBHOOK_MAX_EVENTS: int = Field(50_000, ge=1)
     WEBHOOK_TIMESTAMP_TOLERANCE: Duration | None = None
     INGEST_BATCH_MAX_EVENTS: int = Field(5000, ge=1)
     INGEST_BATCH_LINGER: Duration = timedelta(milliseconds=5)

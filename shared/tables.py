@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import types
 import typing
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -28,7 +28,22 @@ CONTROL_SCHEMA = "sendgrid_source"
 SOURCE_SCHEMA_VERSION = 1
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
-UTCDateTime = sa.DateTime(timezone=True)
+
+
+class _UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp with time zone that reads back aware on SQLite too (stored there without
+    its offset), so the API's date-times always carry one, as RFC 3339 requires."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+UTCDateTime = _UTCDateTime()
 
 control_metadata = sa.MetaData()
 

@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -95,6 +96,28 @@ def admin_auth(expected_token: str) -> Callable[..., Awaitable[None]]:
     return require_admin
 
 
+def install_admin_token_check(app: FastAPI, admin_router: APIRouter, expected_token: str) -> None:
+    """Refuse admin requests without the token before FastAPI reads or validates the body:
+    an anonymous caller learns nothing about its body and cannot make the service buffer it.
+    (The `admin_auth` dependency stays, so the OpenAPI document shows the security scheme.)"""
+    admin_paths = [route.path_regex for route in admin_router.routes if isinstance(route, APIRoute)]
+
+    @app.middleware("http")
+    async def admin_token_first(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if any(path.match(request.url.path) for path in admin_paths):
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                return error_response(
+                    401, "unauthorized", "the admin API needs 'Authorization: Bearer <ADMIN_TOKEN>'"
+                )
+            if not hmac.compare_digest(token.encode(), expected_token.encode()):
+                return error_response(401, "unauthorized", "the admin token is wrong")
+        return await call_next(request)
+
+
 def create_service_app(
     *,
     service: str,
@@ -113,6 +136,7 @@ def create_service_app(
     app.state.engine = engine
     register_secret(settings.admin_token)
     install_error_handlers(app, settings.DATABASE_RETRY_AFTER)
+    install_admin_token_check(app, admin_router, settings.admin_token)
     install_operational_routes(app, service, engine)
     app.include_router(admin_router, dependencies=[Depends(admin_auth(settings.admin_token))])
     return app

@@ -5,6 +5,8 @@ off-host `next` links, never finishes an export and sends no rate-limit headers.
 serves real page tokens with `next` links on its own host, an export job that goes pending ->
 ready and streams a gzip CSV generated on the fly (so a million contacts cost no memory),
 `X-RateLimit-*` headers on every answer, and a 429 every `rate_limit_every` requests.
+`POST /fake/contacts/edit?share=0.01` edits a share of the contacts (name, orders, updated_at),
+so the next export differs from the last one by exactly that share.
 
     python -m bench.fake_sendgrid --contacts 1000000 --port 4010
     SENDGRID_API_URL=http://127.0.0.1:4010 sendgrid-source sync-now SOURCE
@@ -40,24 +42,34 @@ class FakeAccountState:
     # Every Nth API request answers 429 until the next second; 0 turns this off.
     rate_limit_every: int = 0
     polls_before_ready: int = 1
+    # Edits so far: while `revision` > 0, every `edited_every`-th contact carries it.
+    revision: int = 0
+    edited_every: int = 100
     requests: int = 0
     exports: dict[str, int] = field(default_factory=dict)
+    # The revision each export job was started at: a job exports the account as it was then.
+    export_revisions: dict[str, int] = field(default_factory=dict)
 
 
 def _contact_id(n: int) -> str:
     return str(uuid.UUID(int=n + 1))
 
 
-def _export_rows(state: FakeAccountState, part: int) -> Iterator[bytes]:
+def _export_rows(state: FakeAccountState, part: int, revision: int = 0) -> Iterator[bytes]:
     """One export file as gzip, generated in chunks of a thousand rows."""
     compressor = zlib.compressobj(wbits=zlib.MAX_WBITS | 16)
     yield compressor.compress((EXPORT_HEADER + "\r\n").encode())
     lines: list[str] = []
+    every = state.edited_every
     for n in range(part, state.contacts, state.export_files):
+        if revision and n % every == 0:
+            name, orders = f"First{n}-r{revision}", n % 17 + revision
+            updated = f"2026-11-27T{revision % 24:02d}:{revision // 24 % 60:02d}:00Z"
+        else:
+            name, orders, updated = f"First{n}", n % 17, "2026-11-20T08:30:00Z"
         lines.append(
-            f'user{n}@example.com,First{n},Last{n},"{n} Main St, Apt {n % 40}",,Springfield,'
-            f"CA,94063,USA,,,,,,,2026-01-05T10:00:00Z,2026-11-20T08:30:00Z,{_contact_id(n)},"
-            f"{n % 17}\r\n"
+            f'user{n}@example.com,{name},Last{n},"{n} Main St, Apt {n % 40}",,Springfield,'
+            f"CA,94063,USA,,,,,,,2026-01-05T10:00:00Z,{updated},{_contact_id(n)},{orders}\r\n"
         )
         if len(lines) == 1000:
             yield compressor.compress("".join(lines).encode())
@@ -152,6 +164,7 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
     async def start_export(request: Request) -> dict[str, Any]:
         export_id = str(uuid.uuid4())
         account.exports[export_id] = 0
+        account.export_revisions[export_id] = account.revision
         url = f"{request.base_url}v3/marketing/contacts/exports/{export_id}"
         return {"id": export_id, "_metadata": {"self": url}}
 
@@ -184,7 +197,18 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
         if "authorization" in request.headers:
             # What S3 says when a pre-signed URL also carries a bearer token.
             return Response("Only one auth mechanism allowed", status_code=400)
-        return StreamingResponse(_export_rows(account, part), media_type="application/gzip")
+        if export_id not in account.exports or not 0 <= part < account.export_files:
+            return Response("NoSuchKey", status_code=404)
+        rows = _export_rows(account, part, account.export_revisions[export_id])
+        return StreamingResponse(rows, media_type="application/gzip")
+
+    @app.post("/fake/contacts/edit")
+    async def edit_contacts(share: float = 0.01) -> dict[str, Any]:
+        """Not SendGrid's: edit every (1/share)-th contact, for a re-sync that finds changes."""
+        account.revision += 1
+        account.edited_every = max(1, round(1 / share))
+        edited = len(range(0, account.contacts, account.edited_every))
+        return {"revision": account.revision, "edited": edited}
 
     @app.get("/v3/marketing/singlesends")
     async def single_sends(request: Request) -> JSONResponse:
@@ -233,12 +257,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--lists", type=int, default=2500)
+    parser.add_argument("--single-sends", type=int, default=10)
+    parser.add_argument("--export-files", type=int, default=2)
     parser.add_argument("--rate-limit-every", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4010)
     args = parser.parse_args()
     state = FakeAccountState(
-        contacts=args.contacts, lists=args.lists, rate_limit_every=args.rate_limit_every
+        contacts=args.contacts,
+        lists=args.lists,
+        single_sends=args.single_sends,
+        export_files=args.export_files,
+        rate_limit_every=args.rate_limit_every,
     )
     uvicorn.run(create_fake_sendgrid(state), host=args.host, port=args.port, log_level="warning")
 

@@ -113,15 +113,17 @@ class _RecordSplitter:
         self._quotes += piece.count('"')
 
 
-async def iterate_csv_rows(chunks: AsyncIterable[bytes]) -> AsyncIterator[Row]:
-    """Rows of one export file as dicts keyed by the lower-cased header (`contact_id`, ...)."""
+async def iterate_csv_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[Row]]:
+    """Rows of one export file as dicts keyed by the lower-cased header (`contact_id`, ...),
+    a list per chunk received: one async step per chunk rather than per row."""
     # A stray invalid byte in one contact must not fail every future sync of the account.
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
     splitter = _RecordSplitter()
     header: list[str] | None = None
 
-    def rows_of(records: list[str]) -> Iterator[Row]:
+    def rows_of(records: list[str]) -> list[Row]:
         nonlocal header
+        rows: list[Row] = []
         try:
             for values in csv.reader(records, strict=True):
                 if not values or values == [""]:
@@ -129,14 +131,23 @@ async def iterate_csv_rows(chunks: AsyncIterable[bytes]) -> AsyncIterator[Row]:
                 if header is None:
                     header = [name.strip().lower() for name in values]
                     continue
-                padded = values + [""] * (len(header) - len(values))
-                yield dict(zip(header, padded, strict=False))
+                if len(values) < len(header):
+                    values += [""] * (len(header) - len(values))
+                rows.append(dict(zip(header, values, strict=False)))
         except csv.Error as exc:
             raise ExportFailed(f"an export file is not valid CSV: {exc}") from exc
+        return rows
 
     async for chunk in inflate_if_gzip(chunks):
-        for row in rows_of(splitter.feed(decoder.decode(chunk))):
-            yield row
+        if rows := rows_of(splitter.feed(decoder.decode(chunk))):
+            yield rows
     tail = decoder.decode(b"", final=True)
-    for row in rows_of(splitter.feed(tail) + splitter.finish()):
-        yield row
+    if rows := rows_of(splitter.feed(tail) + splitter.finish()):
+        yield rows
+
+
+async def iterate_csv_rows(chunks: AsyncIterable[bytes]) -> AsyncIterator[Row]:
+    """Rows of one export file, one at a time."""
+    async for rows in iterate_csv_batches(chunks):
+        for row in rows:
+            yield row

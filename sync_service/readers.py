@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sync_service.client import SendGridClient
-from sync_service.contacts_export import ExportPolicy, iterate_exported_contacts
+from sync_service.contacts_export import ExportPolicy, iterate_exported_batches
 from sync_service.errors import SendGridError
 from sync_service.pagination import (
     fetch_single_page,
@@ -93,13 +93,15 @@ async def read_segments(client: SendGridClient, context: ReadContext) -> RowPage
 async def read_contacts(client: SendGridClient, context: ReadContext) -> RowPages:
     field_types = await fetch_field_types(client)
     batch: list[Row] = []
-    async for item in iterate_exported_contacts(client, context.export):
-        if not item.get("contact_id"):
-            continue
-        batch.append(contact_row(item, field_types, context.synced_at))
-        if len(batch) >= BATCH_SIZE:
-            yield batch
-            batch = []
+    async for items in iterate_exported_batches(client, context.export):
+        batch += [
+            contact_row(item, field_types, context.synced_at)
+            for item in items
+            if item.get("contact_id")
+        ]
+        while len(batch) >= BATCH_SIZE:
+            yield batch[:BATCH_SIZE]
+            batch = batch[BATCH_SIZE:]
     if batch:
         yield batch
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from sync_service.ledger import (
     utcnow,
 )
 from sync_service.readers import MARKETING_READERS, CollectionReader, ReadContext
+from sync_service.records import Row
 from sync_service.run_claims import HEARTBEAT_SECONDS, RunClaim
 from sync_service.upserts import mark_missing_deleted, upsert_rows
 
@@ -80,6 +81,36 @@ async def _keep_beating(engine: AsyncEngine, run_id: str) -> None:
             log.warning("heartbeat failed", extra={"fields": {"run_id": run_id}}, exc_info=True)
 
 
+_END = object()
+
+
+async def read_ahead(pages: AsyncIterator[list[Row]]) -> AsyncIterator[list[Row]]:
+    """Pages in order, the next one read (downloaded, parsed, built) while the caller writes
+    this one, so the database works while the sync parses. A reader's error comes after the
+    pages read before it, so those are still written."""
+    queue: asyncio.Queue[list[Row] | Exception | object] = asyncio.Queue(maxsize=1)
+
+    async def produce() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+        except Exception as exc:
+            await queue.put(exc)
+            return
+        await queue.put(_END)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
+
+
 async def _stored_objects(
     deps: SyncDependencies, table: sa.Table, reader: CollectionReader
 ) -> dict[str, Any]:
@@ -111,7 +142,7 @@ async def sync_collection(
     progress(reader.table, 0, False)
     try:
         context = ReadContext(started, deps.export, await _stored_objects(deps, table, reader))
-        async for rows in reader.read(client, context):
+        async for rows in read_ahead(reader.read(client, context)):
             async with deps.engine.begin() as connection:
                 result.rows_upserted += await upsert_rows(connection, table, rows)
             progress(reader.table, result.rows_upserted, False)

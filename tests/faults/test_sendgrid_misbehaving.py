@@ -49,7 +49,7 @@ EXPORT = ExportPolicy(poll_initial=1.0, poll_max=5.0, max_wait=60.0)
 RETRY_BOUND = 3 * (POLICY.backoff_max + POLICY.backoff_initial)
 # Enough contacts for whole upsert batches before a failure, in the tests about the export;
 # a few elsewhere, to keep the suite fast.
-MANY_CONTACTS = 1200
+MANY_CONTACTS = 12_000
 TABLES = ("lists", "segments", "recipients", "campaigns")
 NEW_API = "served by the new Marketing Campaigns API"
 UNTOUCHED = "nothing was marked deleted"

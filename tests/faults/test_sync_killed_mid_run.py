@@ -45,10 +45,10 @@ from tests.sync.fake_account import Contact, FakeAccount
 
 pytestmark = pytest.mark.slow
 
-CONTACTS = 4000
+CONTACTS = 40_000
 LISTS = 1500  # two pages of 1000
 # Killed once the second run has rewritten this many contacts (of CONTACTS).
-KILL_AFTER_CONTACTS = 800
+KILL_AFTER_CONTACTS = 10_000
 TABLES = ("lists", "segments", "recipients", "campaigns")
 
 

@@ -55,7 +55,7 @@ class IngestFigures:
     naive_rows_per_s: float
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -124,14 +124,14 @@ async def _post_all(
     return time.perf_counter() - started, latencies
 
 
-def _peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-async def _count_events(settings: Settings, schema: str) -> int:
+async def count_events(settings: Settings, schema: str) -> int:
     engine = create_engine(settings.DATABASE_URL)
     use_source_schema(engine, schema)
     async with engine.connect() as connection:
@@ -240,7 +240,7 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
         DATA_DIR=workdir,
         ADMIN_TOKEN=ADMIN_TOKEN,
         SECRET_KEY=SECRET_KEY,
-        INGEST_PORT=_free_port(),
+        INGEST_PORT=free_port(),
     )
     await asyncio.to_thread(upgrade_control_schema, database_url)
     signer = Signer()
@@ -287,12 +287,12 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
             half_elapsed, half_latencies = await _post_all(
                 client, path, signed_half, senders, interval
             )
-        rss = _peak_rss_mb(service.pid)
+        rss = peak_rss_mb(service.pid)
     finally:
         service.terminate()
         service.wait(30)
         log.close()
-    stored = await _count_events(settings, schema)
+    stored = await count_events(settings, schema)
     rows = _unique_rows(full)
     limit = await _copy_limit(settings, "bench_limit", rows)
     naive = await _naive_rate(settings, "bench_naive", rows, 2000)

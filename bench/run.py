@@ -1,6 +1,6 @@
 """`scripts/bench`: run the benchmarks, print a table, write bench/results.md.
 
-python -m bench.run --postgres-url postgresql+asyncpg://… [--quick] [--only ingest]
+python -m bench.run --postgres-url postgresql+asyncpg://… [--quick] [--only ingest|sync|soak]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import ingest
+from bench import ingest, soak, sync
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 
@@ -32,31 +32,70 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {gib:.0f} GiB, {cpu}, Python {platform.python_version()}"
 
 
+Rows = list[tuple[str, str, str]]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--postgres-url", required=True)
-    parser.add_argument("--quick", action="store_true", help="about a minute in all")
-    parser.add_argument("--only", choices=["ingest"], default=None)
+    parser.add_argument("--quick", action="store_true", help="about three minutes in all")
+    parser.add_argument("--only", choices=["ingest", "sync", "soak"], action="append")
     args = parser.parse_args()
-    batches = 40 if args.quick else 300
+    only = set(args.only or ["ingest", "sync", "soak"])
+    quick = args.quick
     console = Console()
-    sections: list[tuple[str, list[tuple[str, str, str]]]] = []
-    for label, url_for in (
-        ("Ingest, PostgreSQL", lambda d: args.postgres_url.rsplit("/", 1)[0] + "/bench_ingest"),
-        ("Ingest, SQLite", lambda d: f"sqlite+aiosqlite:///{d}/bench.db"),
-    ):
+    sections: list[tuple[str, Rows]] = []
+    admin_url: str = args.postgres_url
+
+    async def database(kind: str, name: str, workdir: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite+aiosqlite:///{workdir}/{name}.db"
+        await fresh_database(admin_url, name)
+        return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    max_rate = 0.0
+    if "ingest" in only or "soak" in only:
+        batches = 40 if quick else 300
+        for kind, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+            if kind == "sqlite" and "ingest" not in only:
+                continue
+            with tempfile.TemporaryDirectory() as workdir:
+                url = await database(kind, "bench_ingest", workdir)
+                console.print(f"[bold]Ingest, {label}[/]: {batches} batches of 1,000 events …")
+                figures = await ingest.run(url, Path(workdir), batches=batches, senders=8)
+                sections.append((f"Ingest, {label}", ingest.summary(figures)))
+                if kind == "postgres":
+                    max_rate = figures.events_per_s
+    if "sync" in only:
+        for kind, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+            contacts = 20_000 if quick else (1_000_000 if kind == "postgres" else 100_000)
+            with tempfile.TemporaryDirectory() as workdir:
+                url = await database(kind, "bench_sync", workdir)
+                console.print(f"[bold]Sync, {label}[/]: {contacts:,} contacts …")
+                sync_figures = await sync.run(url, Path(workdir), contacts=contacts)
+                sections.append((f"Sync, {label}", sync.summary(sync_figures)))
+    if "soak" in only:
+        seconds = 30 if quick else 180
         with tempfile.TemporaryDirectory() as workdir:
-            url = url_for(workdir)
-            if url.startswith("postgresql"):
-                await _fresh_database(args.postgres_url, "bench_ingest")
-            console.print(f"[bold]{label}[/]: {batches} batches of {ingest.BATCH_SIZE} events …")
-            figures = await ingest.run(url, Path(workdir), batches=batches, senders=8)
-            sections.append((label, ingest.summary(figures)))
+            url = await database("postgres", "bench_soak", workdir)
+            console.print(f"[bold]Soak, PostgreSQL[/]: {seconds} s at 80% of {max_rate:,.0f}/s …")
+            soak_figures = await soak.run(
+                url,
+                Path(workdir),
+                events_per_s=0.8 * max_rate,
+                seconds=seconds,
+                contacts=5_000 if quick else 50_000,
+            )
+            sections.append(("Soak, PostgreSQL", soak.summary(soak_figures)))
+    _report(console, sections, quick)
+
+
+def _report(console: Console, sections: list[tuple[str, Rows]], quick: bool) -> None:
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {machine()}. Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"`scripts/bench{' --quick' if args.quick else ''}`. "
+        f"`scripts/bench{' --quick' if quick else ''}`. "
         "Every ratio compares figures measured in this run.",
         "",
     ]
@@ -74,7 +113,7 @@ async def main() -> None:
     console.print(f"written to {RESULTS}")
 
 
-async def _fresh_database(admin_url: str, name: str) -> None:
+async def fresh_database(admin_url: str, name: str) -> None:
     import asyncpg
 
     connection = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))

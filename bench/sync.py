@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bench.fake_sendgrid import FakeAccountState, _export_rows
-from bench.ingest import ADMIN_TOKEN, SECRET_KEY, _free_port, _peak_rss_mb
+from bench.ingest import ADMIN_TOKEN, SECRET_KEY, free_port, peak_rss_mb
 from shared import warehouse
 from shared.db import create_engine, sqlite_schema_path, use_source_schema
 from shared.migrate import upgrade_control_schema
@@ -145,7 +145,7 @@ async def _child(source_name: str, out: Path) -> None:
         recipients_seconds=marks.get("recipients_done", 0.0) - marks.get("download", 0.0),
         recipients_cpu_seconds=marks.get("recipients_cpu", 0.0) - marks.get("download_cpu", 0.0),
         wall_seconds=wall,
-        rss_mb=_peak_rss_mb(os.getpid()),
+        rss_mb=peak_rss_mb(os.getpid()),
     )
     await asyncio.to_thread(out.write_text, json.dumps(asdict(result)))
 
@@ -153,11 +153,11 @@ async def _child(source_name: str, out: Path) -> None:
 # --- the parent ------------------------------------------------------------------------------
 
 
-class _FakeSendGrid:
+class FakeSendGridProcess:
     """bench/fake_sendgrid as its own process on a free port."""
 
     def __init__(self, contacts: int, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w")
         self.process = subprocess.Popen(
@@ -363,7 +363,7 @@ async def _copy_limit(settings: Settings, workdir: Path, schema: str, contacts: 
 
 
 async def _baseline(database_url: str, workdir: Path, contacts: int, name: str) -> SyncPass:
-    fake = _FakeSendGrid(contacts, workdir / "fake-baseline.log")
+    fake = FakeSendGridProcess(contacts, workdir / "fake-baseline.log")
     try:
         await fake.wait_ready()
         settings = _settings(database_url, workdir, fake.url)
@@ -381,7 +381,7 @@ async def run(database_url: str, workdir: Path, *, contacts: int) -> SyncFigures
     name = f"bench sync {tag}"
     baseline_contacts = max(1000, contacts // 10)
     baseline = await _baseline(database_url, workdir, baseline_contacts, f"{name} baseline")
-    fake = _FakeSendGrid(contacts, workdir / "fake.log")
+    fake = FakeSendGridProcess(contacts, workdir / "fake.log")
     try:
         await fake.wait_ready()
         settings = _settings(database_url, workdir, fake.url)
@@ -467,9 +467,9 @@ async def _main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         url = args.database_url or f"sqlite+aiosqlite:///{workdir}/bench.db"
         if url.startswith("postgresql"):
-            from bench.run import _fresh_database
+            from bench.run import fresh_database
 
-            await _fresh_database(url, "bench_sync")
+            await fresh_database(url, "bench_sync")
             url = url.rsplit("/", 1)[0] + "/bench_sync"
         figures = await run(url, Path(workdir), contacts=args.contacts)
     for row in summary(figures):

@@ -255,9 +255,13 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
         "LOG_LEVEL": "WARNING",
     }
     log = (workdir / "ingest.log").open("w")
-    service = subprocess.Popen(
-        [sys.executable, "-m", "sendgrid_source", "ingest"], env=env, stdout=log, stderr=log
-    )
+    command = [sys.executable, "-m", "sendgrid_source", "ingest"]
+    workers = os.environ.get("BENCH_INGEST_WORKERS")
+    if workers:  # an experiment: uvicorn's own process manager in front of the factory
+        command = [sys.executable, "-m", "uvicorn", "--factory", "--workers", workers,
+                   "--port", str(settings.INGEST_PORT), "--no-access-log",
+                   "ingest_service.app:app_from_environment"]  # fmt: skip
+    service = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     try:
         base = f"http://127.0.0.1:{settings.INGEST_PORT}"
         async with httpx.AsyncClient(

@@ -12,7 +12,7 @@ from ingest_service import sources_api, webhook
 from ingest_service.writer import EventWriter
 from shared.db import create_engine
 from shared.registry import SourceRegistry
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from shared.web import create_service_app
 
 
@@ -51,3 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
     # The webhook authenticates with the token in its URL (and the signature), not the admin token.
     app.include_router(webhook.router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """For `uvicorn --factory ingest_service.app:app_from_environment` (e.g. with --workers)."""
+    return create_app(get_settings())

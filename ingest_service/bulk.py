@@ -11,11 +11,14 @@ inserted with a single executemany.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest_service.parsing import RejectedRow
@@ -29,12 +32,26 @@ def _is_json(column: sa.Column[Any]) -> bool:
 
 
 async def insert_new_rows(
-    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+    connection: AsyncConnection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    contended: bool = False,
 ) -> set[str]:
+    """Insert the rows whose id is not stored yet; returns their ids.
+
+    `contended`: another writer is storing the same events right now (the last attempt hit
+    a unique violation). PostgreSQL then takes the path that cannot conflict, INSERT ...
+    ON CONFLICT DO NOTHING, so the group always makes progress.
+    """
     if not rows:
         return set()
     if connection.dialect.name == "postgresql":
+        if contended:
+            return await _insert_unnest(connection, table, rows)
         return await _insert_copy(connection, table, rows)
+    if contended:
+        return await _insert_sqlite_one_by_one(connection, table, rows)
     return await _insert_sqlite(connection, table, rows)
 
 
@@ -56,17 +73,17 @@ async def _insert_copy(
     new = sorted((row for row in rows if row["id"] not in present), key=lambda row: row["id"])
     if not new:
         return set()
-    columns = list(table.columns)
-    json_columns = {column.name for column in columns if _is_json(column)}
-    records = [
-        tuple(
-            dump_json(value)
-            if column.name in json_columns and (value := row.get(column.name)) is not None
-            else row.get(column.name)
-            for column in columns
-        )
-        for row in new
-    ]
+    names = [column.name for column in table.columns]
+    json_positions = [i for i, column in enumerate(table.columns) if _is_json(column)]
+    # itemgetter builds each row's tuple in C; only the JSON values need Python work.
+    values_of = operator.itemgetter(*names)
+    records = []
+    for row in new:
+        values = list(values_of(row))
+        for i in json_positions:
+            if values[i] is not None:
+                values[i] = dump_json(values[i])
+        records.append(values)
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
@@ -74,9 +91,50 @@ async def _insert_copy(
         table.name,
         schema_name=table.schema,
         records=records,
-        columns=[column.name for column in columns],
+        columns=names,
     )
     return {str(row["id"]) for row in new}
+
+
+def _pg_array_type(column: sa.Column[Any]) -> str:
+    # A TypeDecorator (UTCDateTime) names its underlying type in `impl`.
+    kind = getattr(column.type, "impl", column.type)
+    if _is_json(column):
+        return "text"  # sent as text, cast to jsonb in the SELECT
+    if isinstance(kind, sa.Boolean):
+        return "bool"
+    if isinstance(kind, sa.BigInteger | sa.Integer):
+        return "int8"
+    if isinstance(kind, sa.DateTime):
+        return "timestamptz"
+    return "text"
+
+
+async def _insert_unnest(
+    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> set[str]:
+    """One `INSERT ... SELECT FROM unnest(<an array per column>) ON CONFLICT (id) DO NOTHING`:
+    slower than COPY, but a racing writer's rows are skipped instead of failing it."""
+    ordered = sorted(rows, key=lambda row: row["id"])
+    # Column names come from the event models; `timestamp` and `type` need quoting.
+    names = [f'"{column.name}"' for column in table.columns]
+    arrays, selects = [], []
+    for column in table.columns:
+        values = [row.get(column.name) for row in ordered]
+        if _is_json(column):
+            values = [None if v is None else dump_json(v) for v in values]
+        arrays.append(values)
+        selects.append(f'"{column.name}"::jsonb' if _is_json(column) else f'"{column.name}"')
+    arrays_sql = ", ".join(
+        f"${n}::{_pg_array_type(column)}[]" for n, column in enumerate(table.columns, start=1)
+    )
+    result = await connection.exec_driver_sql(
+        f"INSERT INTO {table.schema}.{table.name} ({', '.join(names)}) "
+        f"SELECT {', '.join(selects)} FROM unnest({arrays_sql}) AS u({', '.join(names)}) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id",
+        tuple(arrays),
+    )
+    return {row[0] for row in result}
 
 
 async def _insert_sqlite(
@@ -97,6 +155,20 @@ async def _insert_sqlite(
     if new:
         await connection.execute(table.insert(), new)
     return {str(row["id"]) for row in new}
+
+
+async def _insert_sqlite_one_by_one(
+    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> set[str]:
+    """INSERT ... ON CONFLICT DO NOTHING row by row, reading each row's change count: for when
+    another process (a second ingest worker) writes the same ids between look-up and insert."""
+    statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=["id"])
+    inserted = set()
+    for row in rows:
+        values = {column.name: row.get(column.name) for column in table.columns}
+        if (await connection.execute(statement, values)).rowcount == 1:
+            inserted.add(str(row["id"]))
+    return inserted
 
 
 async def rows_differing_from_stored(
@@ -142,10 +214,7 @@ async def insert_rejected(
         }
         for row in rows
     }
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     await connection.execute(
         insert(table).on_conflict_do_nothing(index_elements=["id"]), list(values.values())
     )

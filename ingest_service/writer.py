@@ -148,11 +148,12 @@ class EventWriter:
                     )
 
     async def _write_with_retries(self, group: list[_Submission]) -> None:
+        contended = False
         for attempt in range(_CONFLICT_RETRIES):
             for submission in group:
                 submission.stored = submission.duplicates = 0
             try:
-                await self._write(group)
+                await self._write(group, contended=contended)
                 return
             except (DBAPIError, asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
                 # Two writers storing the same new event at once: one commits, the other's
@@ -163,8 +164,9 @@ class EventWriter:
                 ) or any(word in str(exc).lower() for word in ("deadlock", "unique"))
                 if not retryable or attempt == _CONFLICT_RETRIES - 1:
                     raise
+                contended = True
 
-    async def _write(self, group: list[_Submission]) -> None:
+    async def _write(self, group: list[_Submission], *, contended: bool) -> None:
         for schema in {s.schema for s in group}:
             use_source_schema(self.engine, schema)
         BATCH_REQUESTS.observe(len(group))
@@ -176,7 +178,9 @@ class EventWriter:
                 members = [s for s in group if s.schema == schema]
                 tables = source_tables(schema)
                 for table_name in sorted({t for s in members for t in s.batch.rows}):
-                    await _write_table(connection, tables.events[table_name], members, table_name)
+                    await _write_table(
+                        connection, tables.events[table_name], members, table_name, contended
+                    )
                 rejected = [row for s in members for row in s.batch.rejected]
                 if rejected:
                     await insert_rejected(connection, tables.rejected, rejected, now)
@@ -202,6 +206,7 @@ async def _write_table(
     table: sa.Table,
     members: Sequence[_Submission],
     table_name: str,
+    contended: bool,
 ) -> None:
     """Insert one table's rows from every submission of the group, exactly once each.
 
@@ -220,7 +225,9 @@ async def _write_table(
             else:
                 pending[row["id"]] = (row, submission)
     while pending:
-        inserted = await insert_new_rows(connection, table, [row for row, _ in pending.values()])
+        inserted = await insert_new_rows(
+            connection, table, [row for row, _ in pending.values()], contended=contended
+        )
         for row_id in inserted:
             pending[row_id][1].stored += 1
         EVENTS_STORED.labels(table.schema or "", table.name).inc(len(inserted))

@@ -145,8 +145,13 @@ def _unique_rows(batches: list[list[dict[str, Any]]]) -> dict[str, list[dict[str
     for batch in batches:
         for event in batch:
             seen.setdefault(event["sg_event_id"], event)
-    parsed = parse_body(frame(list(seen.values())), datetime.now(UTC))
-    return parsed.rows
+    rows: dict[str, list[dict[str, Any]]] = {}
+    events = list(seen.values())
+    for start in range(0, len(events), BATCH_SIZE):  # as the service parses them
+        parsed = parse_body(frame(events[start : start + BATCH_SIZE]), datetime.now(UTC))
+        for table, table_rows in parsed.rows.items():
+            rows.setdefault(table, []).extend(table_rows)
+    return rows
 
 
 async def _copy_limit(

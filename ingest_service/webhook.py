@@ -111,6 +111,13 @@ async def receive_events(source_id: str, token: str, request: Request) -> Webhoo
     target = await targets.get(source_id)
     if target is None or not hmac.compare_digest(token.encode(), target.token.encode()):
         raise NotFound(_NOT_FOUND)
+    if writer.pending_events >= settings.INGEST_MAX_PENDING_EVENTS:
+        # Shed load before spending CPU on the body: SendGrid resends, and answers stay fast.
+        raise ServiceUnavailable(
+            f"the receiver is overloaded ({writer.pending_events} events are waiting to be "
+            "written); nothing was stored, retry later",
+            retry_after=settings.INGEST_OVERLOAD_RETRY_AFTER,
+        )
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     body = decompress(
         await _read_body(request, limit), request.headers.get("content-encoding"), limit

@@ -85,6 +85,8 @@ class EventWriter:
         self.linger = linger_seconds
         self.writers = writers
         self._queue: asyncio.Queue[_Submission] = asyncio.Queue()
+        # Events handed to write() and not yet answered: the receiver's backlog.
+        self.pending_events = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -99,8 +101,12 @@ class EventWriter:
 
     async def write(self, source_id: str, schema: str, batch: ParsedBatch) -> WriteResult:
         future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Submission(source_id, schema, batch, future))
-        return await future
+        self.pending_events += batch.event_count
+        try:
+            await self._queue.put(_Submission(source_id, schema, batch, future))
+            return await future
+        finally:
+            self.pending_events -= batch.event_count
 
     async def _collect(self) -> list[_Submission]:
         group = [await self._queue.get()]

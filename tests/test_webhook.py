@@ -191,3 +191,33 @@ async def test_signed_webhook_accepts_valid_and_refuses_forged(
     # A refused request stores nothing, not even in `rejected`.
     assert await count(ingest_app, f"SELECT count(*) FROM {source['schema']}.activity") == 1
     assert await count(ingest_app, f"SELECT count(*) FROM {source['schema']}.rejected") == 0
+
+
+async def test_an_overloaded_receiver_answers_503_at_once_and_stores_on_resend(
+    ingest: httpx.AsyncClient, ingest_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = await new_source(ingest)
+    writer = ingest_app.state.writer
+    settings = ingest_app.state.settings.model_copy(update={"INGEST_MAX_PENDING_EVENTS": 2})
+    monkeypatch.setattr(ingest_app.state, "settings", settings)
+    writing, release = asyncio.Event(), asyncio.Event()
+    write = writer._write
+
+    async def slow_write(*args: Any, **kwargs: Any) -> None:
+        writing.set()
+        await release.wait()  # the database is slow: the backlog builds up
+        await write(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "_write", slow_write)
+    first = asyncio.create_task(ingest.post(source["path"], content=body_of([event(1), event(2)])))
+    await asyncio.wait_for(writing.wait(), 10)
+    shed = await ingest.post(source["path"], content=body_of([event(3)]))
+    assert shed.status_code == 503
+    assert shed.headers["Retry-After"] == "5"
+    assert "overloaded (2 events are waiting" in shed.json()["error"]["message"]
+    release.set()
+    assert (await first).json()["stored"] == 2
+    assert writer.pending_events == 0
+    resent = await ingest.post(source["path"], content=body_of([event(3)]))
+    assert resent.json()["stored"] == 1
+    assert len(await rows(ingest_app, source["schema"], "delivered")) == 3

@@ -123,9 +123,15 @@ async def run(
                 nonlocal non_2xx
                 while True:  # resend until 2xx, as SendGrid does
                     sent = time.perf_counter()
-                    response = await ingest.post(path, content=body, headers=headers)
+                    try:
+                        response = await ingest.post(path, content=body, headers=headers)
+                    except httpx.TransportError:
+                        # e.g. a keep-alive connection the server closed as it was reused
+                        status = 0
+                    else:
+                        status = response.status_code
                     latencies.append((sent - started, time.perf_counter() - sent))
-                    if response.status_code == 200:
+                    if status == 200:
                         return
                     non_2xx += 1
                     await asyncio.sleep(1)
@@ -221,7 +227,7 @@ def summary(f: SoakFigures) -> list[tuple[str, str, str]]:
             f"{f.syncs_completed} completed",
         ),
         (
-            "rows in the database / unique events sent (non-2xx answers resent)",
+            "rows in the database / unique events sent (non-2xx or failed answers resent)",
             f"{f.rows_stored:,} / {f.unique_sent:,} ({f.non_2xx} resent)",
             "equal" if f.rows_stored == f.unique_sent else "MISMATCH",
         ),

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,14 +115,35 @@ async def _post_all(
     if interval is None:
         await asyncio.gather(*(sender() for _ in range(senders)))
     else:
-        tasks = []
-        for i, (body, headers) in enumerate(bodies):
-            delay = started + i * interval - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(body, headers)))
-        await asyncio.gather(*tasks)
+        await send_on_schedule(bodies, interval, started, send)
     return time.perf_counter() - started, latencies
+
+
+async def send_on_schedule(
+    bodies: list[tuple[bytes, dict[str, str]]],
+    interval: float,
+    started: float,
+    send: Callable[[bytes, dict[str, str]], Coroutine[Any, Any, None]],
+) -> None:
+    """Open loop: body i leaves at started + i * interval, whatever the earlier answers."""
+    tasks: list[asyncio.Task[None]] = []
+    for i, (body, headers) in enumerate(bodies):
+        delay = started + i * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(body, headers)))
+    await asyncio.gather(*tasks)
+
+
+async def wait_healthy(client: httpx.AsyncClient, attempts: int = 300) -> None:
+    for _ in range(attempts):
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{client.base_url} did not become healthy")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -272,12 +294,7 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
         async with httpx.AsyncClient(
             base_url=base, timeout=120, limits=httpx.Limits(max_connections=64)
         ) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+            await wait_healthy(client)
             full, unique_full = make_batches(batches, BATCH_SIZE, seed=1)
             half, unique_half = make_batches(max(4, batches // 2), BATCH_SIZE, seed=2)
             signed_full = [(b, signer.headers(b)) for b in map(frame, full)]

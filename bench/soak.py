@@ -15,7 +15,15 @@ from pathlib import Path
 import httpx
 
 from bench.events import frame, make_batches
-from bench.ingest import ADMIN_TOKEN, BATCH_SIZE, SECRET_KEY, count_events, free_port
+from bench.ingest import (
+    ADMIN_TOKEN,
+    BATCH_SIZE,
+    SECRET_KEY,
+    count_events,
+    free_port,
+    send_on_schedule,
+    wait_healthy,
+)
 from bench.sync import FakeSendGridProcess
 from shared.db import create_engine
 from shared.migrate import upgrade_control_schema
@@ -111,12 +119,7 @@ async def run(
             httpx.AsyncClient(base_url=sync_url, timeout=30, headers=admin) as sync,
         ):
             for client in (ingest, sync):
-                for _ in range(300):
-                    try:
-                        if (await client.get("/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        await asyncio.sleep(0.1)
+                await wait_healthy(client)
             started = time.perf_counter()
 
             async def send(body: bytes, headers: dict[str, str]) -> None:
@@ -150,13 +153,7 @@ async def run(
                     await asyncio.sleep(1)
 
             background = [asyncio.create_task(keep_syncing()), asyncio.create_task(sample_rss())]
-            tasks = []
-            for i, (body, headers) in enumerate(bodies):
-                delay = started + i * interval - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(send(body, headers)))
-            await asyncio.gather(*tasks)
+            await send_on_schedule(bodies, interval, started, send)
             elapsed = time.perf_counter() - started
             for task in background:
                 task.cancel()

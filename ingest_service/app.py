@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.registry = registry
             app.state.webhook_targets = webhook.WebhookTargets(registry)
             app.state.writer = writer
+            app.state.admission = webhook.Admission()
             await writer.start()
             try:
                 yield

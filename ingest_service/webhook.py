@@ -7,8 +7,10 @@ the raw bytes before any parsing, and the answer is 2xx only once the events are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -74,6 +76,21 @@ class WebhookTargets:
         return target
 
 
+class Admission:
+    """Counts the webhook requests admitted and not yet answered (for load shedding)."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+
 class WebhookAccepted(BaseModel):
     stored: int
     duplicates: int
@@ -111,13 +128,23 @@ async def receive_events(source_id: str, token: str, request: Request) -> Webhoo
     target = await targets.get(source_id)
     if target is None or not hmac.compare_digest(token.encode(), target.token.encode()):
         raise NotFound(_NOT_FOUND)
-    if writer.pending_events >= settings.INGEST_MAX_PENDING_EVENTS:
-        # Shed load before spending CPU on the body: SendGrid resends, and answers stay fast.
+    admission: Admission = request.app.state.admission
+    if admission.in_flight >= settings.INGEST_MAX_IN_FLIGHT:
+        # Shed load before spending memory and CPU on the body: SendGrid resends, and the
+        # answers of the requests already admitted stay fast.
         raise ServiceUnavailable(
-            f"the receiver is overloaded ({writer.pending_events} events are waiting to be "
-            "written); nothing was stored, retry later",
+            f"the receiver is overloaded ({admission.in_flight} requests in progress, "
+            f"{writer.pending_events} events waiting to be written); nothing was stored, "
+            "retry later",
             retry_after=settings.INGEST_OVERLOAD_RETRY_AFTER,
         )
+    with admission.admit():
+        return await _receive(request, target, settings, writer)
+
+
+async def _receive(
+    request: Request, target: WebhookTarget, settings: Settings, writer: EventWriter
+) -> WebhookAccepted:
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     body = decompress(
         await _read_body(request, limit), request.headers.get("content-encoding"), limit

@@ -82,9 +82,10 @@ class Settings(BaseSettings):
     INGEST_BATCH_MAX_EVENTS: int = Field(5000, ge=1)
     INGEST_BATCH_LINGER: Duration = timedelta(milliseconds=5)
     DATABASE_RETRY_AFTER: int = Field(30, ge=1)
-    # Load shedding: past this many events waiting for their commit, new webhook requests get
-    # 503 at once (SendGrid resends) instead of queueing into ever-longer answers and memory.
-    INGEST_MAX_PENDING_EVENTS: int = Field(20_000, ge=1)
+    # Load shedding: past this many webhook requests being read, parsed or waiting for their
+    # commit, new ones get 503 at once (SendGrid resends) instead of queueing into ever-longer
+    # answers and memory.
+    INGEST_MAX_IN_FLIGHT: int = Field(16, ge=1)
     INGEST_OVERLOAD_RETRY_AFTER: int = Field(5, ge=1)
 
     @field_validator("DATABASE_URL")

@@ -22,10 +22,12 @@ import httpx
 import pytest
 import respx
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from ingest_service.app import create_app as create_ingest_app
 from shared.migrate import upgrade_control_schema
 from shared.settings import Settings, load_settings
+from tests.tcp_proxy import OutageProxy
 
 SENDGRID_TEST_URL = "https://sendgrid.test"
 ADMIN_TOKEN = "test-admin-token-" + "x" * 24
@@ -153,3 +155,25 @@ async def ingest(ingest_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def api_key() -> str:
     """A key shaped like SendGrid's: 'SG.' + 22 + '.' + 43 characters (69 in all)."""
     return "SG." + secrets.token_urlsafe(16)[:22] + "." + secrets.token_urlsafe(32)[:43]
+
+
+@pytest.fixture
+async def proxy(settings: Settings) -> AsyncIterator[OutageProxy]:
+    """A cuttable TCP proxy in front of the test's PostgreSQL (see tests/tcp_proxy.py)."""
+    url = make_url(settings.DATABASE_URL)
+    proxy = OutageProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def proxied_app(settings: Settings, proxy: OutageProxy) -> AsyncIterator[FastAPI]:
+    """The ingest app, reaching its database through `proxy`."""
+    url = make_url(settings.DATABASE_URL).set(host="127.0.0.1", port=proxy.port)
+    proxied = settings.model_copy(
+        update={"DATABASE_URL": url.render_as_string(hide_password=False)}
+    )
+    app = create_ingest_app(proxied)
+    async with app.router.lifespan_context(app):
+        yield app

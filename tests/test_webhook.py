@@ -198,7 +198,7 @@ async def test_an_overloaded_receiver_answers_503_at_once_and_stores_on_resend(
 ) -> None:
     source = await new_source(ingest)
     writer = ingest_app.state.writer
-    settings = ingest_app.state.settings.model_copy(update={"INGEST_MAX_PENDING_EVENTS": 2})
+    settings = ingest_app.state.settings.model_copy(update={"INGEST_MAX_IN_FLIGHT": 1})
     monkeypatch.setattr(ingest_app.state, "settings", settings)
     writing, release = asyncio.Event(), asyncio.Event()
     write = writer._write
@@ -214,10 +214,11 @@ async def test_an_overloaded_receiver_answers_503_at_once_and_stores_on_resend(
     shed = await ingest.post(source["path"], content=body_of([event(3)]))
     assert shed.status_code == 503
     assert shed.headers["Retry-After"] == "5"
-    assert "overloaded (2 events are waiting" in shed.json()["error"]["message"]
+    assert "overloaded (1 requests in progress, 2 events waiting" in shed.json()["error"]["message"]
     release.set()
     assert (await first).json()["stored"] == 2
     assert writer.pending_events == 0
+    assert ingest_app.state.admission.in_flight == 0
     resent = await ingest.post(source["path"], content=body_of([event(3)]))
     assert resent.json()["stored"] == 1
     assert len(await rows(ingest_app, source["schema"], "delivered")) == 3

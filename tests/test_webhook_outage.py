@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 
-from ingest_service.app import create_app
-from shared.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.tcp_proxy import OutageProxy
 from tests.webhook_helpers import body_of, count, new_source
@@ -22,26 +17,6 @@ pytestmark = pytest.mark.usefixtures("sendgrid")
 def backend() -> str:
     # The outage is a cut TCP connection, which only a database server has.
     return "postgres"
-
-
-@pytest.fixture
-async def proxy(settings: Settings) -> AsyncIterator[OutageProxy]:
-    url = make_url(settings.DATABASE_URL)
-    proxy = OutageProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
-
-
-@pytest.fixture
-async def proxied_app(settings: Settings, proxy: OutageProxy) -> AsyncIterator[FastAPI]:
-    url = make_url(settings.DATABASE_URL).set(host="127.0.0.1", port=proxy.port)
-    proxied = settings.model_copy(
-        update={"DATABASE_URL": url.render_as_string(hide_password=False)}
-    )
-    app = create_app(proxied)
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 def batch(start: int, size: int) -> bytes:

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 
-from ingest_service.app import create_app
 from shared.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.faults.conftest import (
@@ -41,26 +38,6 @@ BATCH_SIZE = 300
 # The database is cut once this share of the batches has been accepted, for this long.
 CUT_AFTER_SHARE = 0.3
 OUTAGE_SECONDS = 4.0
-
-
-@pytest.fixture
-async def proxy(settings: Settings) -> AsyncIterator[OutageProxy]:
-    url = make_url(settings.DATABASE_URL)
-    proxy = OutageProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
-
-
-@pytest.fixture
-async def proxied_app(settings: Settings, proxy: OutageProxy) -> AsyncIterator[FastAPI]:
-    url = make_url(settings.DATABASE_URL).set(host="127.0.0.1", port=proxy.port)
-    proxied = settings.model_copy(
-        update={"DATABASE_URL": url.render_as_string(hide_password=False)}
-    )
-    app = create_app(proxied)
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 async def test_eight_senders_through_an_outage_store_every_event_exactly_once(

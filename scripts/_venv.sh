@@ -7,7 +7,7 @@ ensure_venv() {
         local python="" candidate
         for candidate in python3.13 python3.12 python3.11 python3; do
             if command -v "$candidate" >/dev/null 2>&1 &&
-                "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+                "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
                 python="$candidate"
                 break
             fi

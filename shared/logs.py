@@ -49,6 +49,8 @@ def configure_logging(level: str = "INFO") -> None:
     # uvicorn's access log prints request paths, and webhook paths hold the source's token;
     # our own access log (shared.web) logs the route template instead.
     logging.getLogger("uvicorn.access").disabled = True
+    # APScheduler logs every run of the 20-second reconcile job at INFO; keep its warnings.
+    logging.getLogger("apscheduler").setLevel(max(logging.getLevelName(level), logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

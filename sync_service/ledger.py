@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -58,8 +58,12 @@ def overall_status(results: list[CollectionResult]) -> RunStatus:
     return "partial" if complete else "failed"
 
 
+_RESULT_FIELDS = [f.name for f in fields(CollectionResult)]
+
+
 def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back without a zone; they were written in UTC.
+    # SQLite hands an aggregate's timestamp back without a zone; it was written in UTC.
+    # (Columns are made aware by shared.tables.UTCDateTime.)
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
@@ -68,17 +72,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 async def record_collection(engine: AsyncEngine, run_id: str, result: CollectionResult) -> None:
     async with engine.begin() as connection:
         await connection.execute(
-            sync_run_collections.insert().values(
-                run_id=run_id,
-                collection=result.collection,
-                api=result.api,
-                status=result.status,
-                rows_upserted=result.rows_upserted,
-                rows_deleted=result.rows_deleted,
-                message=result.message,
-                started_at=result.started_at,
-                finished_at=result.finished_at,
-            )
+            sync_run_collections.insert().values(run_id=run_id, **asdict(result))
         )
 
 
@@ -129,8 +123,8 @@ async def list_runs(engine: AsyncEngine, source_id: str, limit: int = 50) -> lis
                 source_id=row.source_id,
                 trigger=row.trigger,
                 status=row.status,
-                started_at=_aware(row.started_at) or utcnow(),
-                finished_at=_aware(row.finished_at),
+                started_at=row.started_at,
+                finished_at=row.finished_at,
                 error=row.error,
             )
             for row in rows
@@ -143,15 +137,6 @@ async def list_runs(engine: AsyncEngine, source_id: str, limit: int = 50) -> lis
             )
             for row in collections:
                 runs[row.run_id].collections.append(
-                    CollectionResult(
-                        collection=row.collection,
-                        api=row.api,
-                        status=row.status,
-                        rows_upserted=row.rows_upserted,
-                        rows_deleted=row.rows_deleted,
-                        message=row.message,
-                        started_at=_aware(row.started_at),
-                        finished_at=_aware(row.finished_at),
-                    )
+                    CollectionResult(**{name: row._mapping[name] for name in _RESULT_FIELDS})
                 )
     return list(runs.values())

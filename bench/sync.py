@@ -47,8 +47,8 @@ from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
 from shared.settings import Settings, load_settings
 from shared.tables import source_tables
-from sync_service.export_files import iterate_csv_rows
-from sync_service.records import contact_row
+from sync_service.export_files import iterate_csv_value_batches
+from sync_service.records import ContactRecords
 
 # `contacts` for `run`: the quick run, and the full one (1M against 100k is the RSS target).
 QUICK_CONTACTS = (20_000,)
@@ -296,10 +296,12 @@ async def _write_limit_csv(contacts: int, path: Path, columns: list[str]) -> int
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         for part in range(EXPORT_FILES):
-            async for item in iterate_csv_rows(_gzip_chunks(state, part)):
-                row = contact_row(item, FIELD_TYPES, synced_at)
-                writer.writerow([_cell(row[name]) for name in columns])
-                rows += 1
+            async for batch in iterate_csv_value_batches(_gzip_chunks(state, part)):
+                builder = ContactRecords(batch.header, FIELD_TYPES, synced_at)
+                for record in builder.records(batch.records):
+                    row = dict(zip(ContactRecords.columns, record, strict=True))
+                    writer.writerow([_cell(row[name]) for name in columns])
+                    rows += 1
     return rows
 
 

@@ -15,7 +15,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from sync_service.client import SendGridClient
 from sync_service.errors import ExportFailed, SendGridError
-from sync_service.export_files import Row, iterate_csv_batches
+from sync_service.export_files import CsvBatch, Row, iterate_csv_value_batches
 
 EXPORTS_PATH = "/v3/marketing/contacts/exports"
 
@@ -98,15 +98,14 @@ async def wait_for_export(
     )
 
 
-async def iterate_export_batches(
-    client: SendGridClient, job: ExportJob
-) -> AsyncIterator[list[Row]]:
-    """Rows of every file of a ready job, in order, one file open at a time, a list per chunk."""
+async def iterate_export_batches(client: SendGridClient, job: ExportJob) -> AsyncIterator[CsvBatch]:
+    """Records of every file of a ready job, in order, one file open at a time, a batch per
+    chunk."""
     for url in job.urls:
         async with client.open_download(url) as response:
             try:
-                async for rows in iterate_csv_batches(response.aiter_bytes()):
-                    yield rows
+                async for batch in iterate_csv_value_batches(response.aiter_bytes()):
+                    yield batch
             except httpx.TransportError as exc:
                 # A timeout or a dropped connection while the file streams in.
                 raise ExportFailed(
@@ -116,17 +115,17 @@ async def iterate_export_batches(
 
 async def iterate_exported_batches(
     client: SendGridClient, policy: ExportPolicy | None = None
-) -> AsyncIterator[list[Row]]:
-    """Start an export of all contacts, wait for it, and stream its rows a chunk at a time."""
+) -> AsyncIterator[CsvBatch]:
+    """Start an export of all contacts, wait for it, and stream its records a chunk at a time."""
     job = await wait_for_export(client, await start_contacts_export(client), policy)
-    async for rows in iterate_export_batches(client, job):
-        yield rows
+    async for batch in iterate_export_batches(client, job):
+        yield batch
 
 
 async def iterate_exported_contacts(
     client: SendGridClient, policy: ExportPolicy | None = None
 ) -> AsyncIterator[Row]:
     """Start an export of all contacts, wait for it, and stream its rows."""
-    async for rows in iterate_exported_batches(client, policy):
-        for row in rows:
+    async for batch in iterate_exported_batches(client, policy):
+        for row in batch.rows():
             yield row

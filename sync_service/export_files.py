@@ -10,6 +10,7 @@ import codecs
 import csv
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from dataclasses import dataclass
 
 from sync_service.errors import ExportFailed
 
@@ -113,37 +114,58 @@ class _RecordSplitter:
         self._quotes += piece.count('"')
 
 
-async def iterate_csv_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[Row]]:
-    """Rows of one export file as dicts keyed by the lower-cased header (`contact_id`, ...),
-    a list per chunk received: one async step per chunk rather than per row."""
+@dataclass(frozen=True)
+class CsvBatch:
+    """Records of one export file as lists of values, in the order of `header` (lower-cased
+    column names); short records are padded with empty strings."""
+
+    header: tuple[str, ...]
+    records: list[list[str]]
+
+    def rows(self) -> list[Row]:
+        return [dict(zip(self.header, values, strict=True)) for values in self.records]
+
+
+async def iterate_csv_value_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[CsvBatch]:
+    """Records of one export file, a batch per chunk received: one async step per chunk
+    rather than per record, and no dict per record for callers that index by position."""
     # A stray invalid byte in one contact must not fail every future sync of the account.
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
     splitter = _RecordSplitter()
-    header: list[str] | None = None
+    header: tuple[str, ...] | None = None
 
-    def rows_of(records: list[str]) -> list[Row]:
+    def batch_of(lines: list[str]) -> CsvBatch | None:
         nonlocal header
-        rows: list[Row] = []
+        records: list[list[str]] = []
         try:
-            for values in csv.reader(records, strict=True):
+            for values in csv.reader(lines, strict=True):
                 if not values or values == [""]:
                     continue
                 if header is None:
-                    header = [name.strip().lower() for name in values]
+                    header = tuple(name.strip().lower() for name in values)
                     continue
-                if len(values) < len(header):
-                    values += [""] * (len(header) - len(values))
-                rows.append(dict(zip(header, values, strict=False)))
+                if len(values) != len(header):
+                    # Cells beyond the header have no name to be stored under; kept in
+                    # `raw` they would need one, so they are cut (SendGrid never sends them).
+                    values = (values + [""] * (len(header) - len(values)))[: len(header)]
+                records.append(values)
         except csv.Error as exc:
             raise ExportFailed(f"an export file is not valid CSV: {exc}") from exc
-        return rows
+        return CsvBatch(header, records) if records and header is not None else None
 
     async for chunk in inflate_if_gzip(chunks):
-        if rows := rows_of(splitter.feed(decoder.decode(chunk))):
-            yield rows
+        if batch := batch_of(splitter.feed(decoder.decode(chunk))):
+            yield batch
     tail = decoder.decode(b"", final=True)
-    if rows := rows_of(splitter.feed(tail) + splitter.finish()):
-        yield rows
+    if batch := batch_of(splitter.feed(tail) + splitter.finish()):
+        yield batch
+
+
+async def iterate_csv_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[Row]]:
+    """Rows of one export file as dicts keyed by the lower-cased header (`contact_id`, ...),
+    a list per chunk received."""
+    async for batch in iterate_csv_value_batches(chunks):
+        yield batch.rows()
 
 
 async def iterate_csv_rows(chunks: AsyncIterable[bytes]) -> AsyncIterator[Row]:

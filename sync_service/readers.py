@@ -22,10 +22,11 @@ from sync_service.pagination import (
 from sync_service.records import (
     LEGACY,
     MARKETING,
+    ContactRecords,
     FieldTypes,
+    Records,
     Row,
     campaign_row,
-    contact_row,
     legacy_campaign_row,
     legacy_list_row,
     legacy_recipient_row,
@@ -35,7 +36,8 @@ from sync_service.records import (
 )
 from sync_service.upserts import BATCH_SIZE
 
-RowPages = AsyncIterator[list[Row]]
+# A page is what one transaction writes: dicts for small collections, records for contacts.
+RowPages = AsyncIterator[list[Row] | Records]
 Reader = Callable[[SendGridClient, "ReadContext"], RowPages]
 
 # Largest page sizes the API accepts (lists: spec max 1000; single sends: none given, Airbyte
@@ -92,18 +94,17 @@ async def read_segments(client: SendGridClient, context: ReadContext) -> RowPage
 
 async def read_contacts(client: SendGridClient, context: ReadContext) -> RowPages:
     field_types = await fetch_field_types(client)
-    batch: list[Row] = []
-    async for items in iterate_exported_batches(client, context.export):
-        batch += [
-            contact_row(item, field_types, context.synced_at)
-            for item in items
-            if item.get("contact_id")
-        ]
-        while len(batch) >= BATCH_SIZE:
-            yield batch[:BATCH_SIZE]
-            batch = batch[BATCH_SIZE:]
-    if batch:
-        yield batch
+    builder: ContactRecords | None = None
+    page: list[tuple[Any, ...]] = []
+    async for batch in iterate_exported_batches(client, context.export):
+        if builder is None or builder.header != batch.header:  # once per file, if that
+            builder = ContactRecords(batch.header, field_types, context.synced_at)
+        page += builder.records(batch.records)
+        while len(page) >= BATCH_SIZE:
+            yield Records(ContactRecords.columns, page[:BATCH_SIZE])
+            page = page[BATCH_SIZE:]
+    if page:
+        yield Records(ContactRecords.columns, page)
 
 
 def _stored_detail(item: Row, stored: Any) -> Row | None:

@@ -6,8 +6,13 @@ object exactly as SendGrid sent it, so nothing is lost to the typed columns.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from shared.events import dump_json
 
 MARKETING = "marketing"  # the new API, /v3/marketing/*
 LEGACY = "legacy"  # Legacy Marketing Campaigns, /v3/contactdb/* and /v3/campaigns
@@ -205,23 +210,90 @@ def legacy_campaign_row(item: Row, synced_at: datetime) -> Row:
     }
 
 
-def contact_row(item: dict[str, str], field_types: FieldTypes, synced_at: datetime) -> Row:
-    """A row of the contacts export (keys already lower-cased) as a `recipients` row."""
-    alternates = item.get("alternate_emails") or ""
-    custom = {
-        name: type_field_value(value, field_types[name])
-        for name, value in item.items()
-        if name in field_types
-    }
-    return {
-        "contact_id": item["contact_id"],
-        **{column: _text(item.get(column)) for column in _CONTACT_COLUMNS},
-        "alternate_emails": [e.strip() for e in alternates.split(",") if e.strip()],
-        "created_at": parse_timestamp(item.get("created_at")),
-        "updated_at": parse_timestamp(item.get("updated_at")),
-        "custom_fields": custom,
-        **_common(item, MARKETING, synced_at),
-    }
+@dataclass(frozen=True)
+class Records:
+    """A page of rows as value tuples in the order of `columns`, JSON values already as text:
+    what COPY and executemany take, built without a dict per row."""
+
+    columns: tuple[str, ...]
+    values: list[tuple[Any, ...]]
+
+
+_CONTACT_RECORD_COLUMNS = (
+    "contact_id",
+    *_CONTACT_COLUMNS,
+    "alternate_emails",
+    "created_at",
+    "updated_at",
+    "custom_fields",
+    "api",
+    "raw",
+    "synced_at",
+    "deleted_at",
+)
+
+
+def _iso_timestamp(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return parse_timestamp(value)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class ContactRecords:
+    """Builds `recipients` records straight from the contacts export's CSV values.
+
+    A million contacts pass through here on a big account, so the positions of every column
+    are worked out once per file header, and each contact costs one tuple, one dict for
+    `raw` and its JSON, and no Python call per column.
+    """
+
+    columns = _CONTACT_RECORD_COLUMNS
+
+    def __init__(self, header: Sequence[str], field_types: FieldTypes, synced_at: datetime) -> None:
+        self.header = tuple(header)
+        self.synced_at = synced_at
+        missing = len(self.header)  # a column absent from the file reads the padding ""
+        position = {name: i for i, name in enumerate(self.header)}
+        self._key = position.get("contact_id", missing)
+        self._texts = operator.itemgetter(
+            *(position.get(column, missing) for column in _CONTACT_COLUMNS)
+        )
+        self._alternates = position.get("alternate_emails", missing)
+        self._created = position.get("created_at", missing)
+        self._updated = position.get("updated_at", missing)
+        self._custom = [
+            (name, i, kind)
+            for i, name in enumerate(self.header)
+            if (kind := field_types.get(name)) is not None
+        ]
+
+    def build(self, values: list[str]) -> tuple[Any, ...] | None:
+        """One contact's record, or None for a record without a contact id."""
+        raw = dict(zip(self.header, values, strict=True))
+        values = [*values, ""]
+        contact_id = values[self._key]
+        if not contact_id:
+            return None
+        alternates = values[self._alternates].split(",")
+        return (
+            contact_id,
+            *[value or None for value in self._texts(values)],
+            dump_json([email.strip() for email in alternates if email.strip()]),
+            _iso_timestamp(values[self._created]),
+            _iso_timestamp(values[self._updated]),
+            dump_json({name: type_field_value(values[i], kind) for name, i, kind in self._custom}),
+            MARKETING,
+            dump_json(raw),
+            self.synced_at,
+            None,
+        )
+
+    def records(self, batch: Sequence[list[str]]) -> list[tuple[Any, ...]]:
+        return [record for values in batch if (record := self.build(values)) is not None]
 
 
 def legacy_recipient_row(item: Row, synced_at: datetime) -> Row:

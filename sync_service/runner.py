@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import sqlalchemy as sa
@@ -36,9 +36,8 @@ from sync_service.ledger import (
     utcnow,
 )
 from sync_service.readers import MARKETING_READERS, CollectionReader, ReadContext
-from sync_service.records import Row
 from sync_service.run_claims import HEARTBEAT_SECONDS, RunClaim
-from sync_service.upserts import mark_missing_deleted, upsert_rows
+from sync_service.upserts import Listing
 
 log = logging.getLogger("sendgrid_source.sync")
 
@@ -82,13 +81,14 @@ async def _keep_beating(engine: AsyncEngine, run_id: str) -> None:
 
 
 _END = object()
+Page = TypeVar("Page")
 
 
-async def read_ahead(pages: AsyncIterator[list[Row]]) -> AsyncIterator[list[Row]]:
+async def read_ahead(pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
     """Pages in order, the next one read (downloaded, parsed, built) while the caller writes
     this one, so the database works while the sync parses. A reader's error comes after the
     pages read before it, so those are still written."""
-    queue: asyncio.Queue[list[Row] | Exception | object] = asyncio.Queue(maxsize=1)
+    queue: asyncio.Queue[Page | Exception | object] = asyncio.Queue(maxsize=1)
 
     async def produce() -> None:
         try:
@@ -142,10 +142,15 @@ async def sync_collection(
     progress(reader.table, 0, False)
     try:
         context = ReadContext(started, deps.export, await _stored_objects(deps, table, reader))
-        async for rows in read_ahead(reader.read(client, context)):
-            async with deps.engine.begin() as connection:
-                result.rows_upserted += await upsert_rows(connection, table, rows)
-            progress(reader.table, result.rows_upserted, False)
+        async with (
+            deps.engine.connect() as connection,
+            Listing(connection, table, started) as listing,
+        ):
+            async for page in read_ahead(reader.read(client, context)):
+                result.rows_upserted += await listing.write(page)
+                progress(reader.table, result.rows_upserted, False)
+            # Reached only when the listing is complete: a SendGrid error skips it.
+            result.rows_deleted = await listing.mark_missing_deleted(utcnow())
     except Forbidden as exc:
         result.status, result.message = "forbidden", str(exc)
     except AuthRejected:
@@ -157,13 +162,11 @@ async def sync_collection(
             "nothing was marked deleted)"
         )
     else:
-        async with deps.engine.begin() as connection:
-            result.rows_deleted = await mark_missing_deleted(connection, table, started, utcnow())
         if result.rows_upserted == 0:
             result.status = "empty"
             result.message = f"{reader.nothing_found}; {note}"
         else:
-            result.message = f"read from {reader.endpoint}; {note}"
+            result.message = f"read from {reader.endpoint} ({listing.counts.describe()}); {note}"
     result.finished_at = utcnow()
     progress(reader.table, result.rows_upserted, True)
     return result

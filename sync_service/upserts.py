@@ -1,20 +1,33 @@
-"""Writing synced objects: insert-or-update in place, and soft deletion after full listings.
+"""Writing synced objects: one complete listing of a collection, page by page, and the soft
+deletion of what it no longer contains.
 
-No statement is compiled per page. PostgreSQL: the page is COPYed (binary) into a staging
-table that lives for the transaction, then merged with one INSERT ... SELECT ... ON CONFLICT.
-SQLite: one prepared INSERT ... ON CONFLICT, run over the page by the driver's executemany.
+Each page is one transaction, and its keys are looked up first:
+- objects not stored yet take the backend's fastest plain insert: a binary COPY straight into
+  the table on PostgreSQL, one prepared INSERT run by executemany on SQLite;
+- stored objects are written only where something differs (or they had been deleted): on
+  PostgreSQL they are COPYed into a staging table and merged with one INSERT ... ON CONFLICT
+  DO UPDATE ... WHERE, on SQLite the same statement runs through executemany. A re-sync of an
+  account where little changed therefore writes little, instead of rewriting every row.
+
+So `synced_at` is when a row was last written. The stored objects a listing saw are kept in
+a temporary table on the listing's own connection; once the listing is complete, stored
+objects it neither wrote nor saw are marked deleted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.events import dump_json
+from sync_service.records import Records, Row
 
 # Rows per page (one transaction) for collections read in bulk, i.e. the contacts export.
 # Neither path binds a parameter per value, so no backend limit applies; 5,000 rows of the
@@ -22,111 +35,236 @@ from shared.events import dump_json
 BATCH_SIZE = 5000
 
 _STAGE = "_sync_stage"
+_LISTED = "_sync_listed"
+_SQLITE_LOOKUP_CHUNK = 500  # stays under SQLite's bound-parameter limit in `IN (...)`
+# Written by every page, so not part of what "changed" means.
+_BOOKKEEPING = ("synced_at", "deleted_at")
 
 
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else dump_json(value)
 
 
-def _records(
-    rows: Sequence[dict[str, Any]],
-    columns: list[str],
-    processors: Sequence[Callable[[Any], Any] | None],
-) -> list[tuple[Any, ...]]:
-    pairs = list(zip(columns, processors, strict=True))
-    return [
-        tuple(row[name] if process is None else process(row[name]) for name, process in pairs)
-        for row in rows
-    ]
-
-
-async def _merge_through_copy(
-    connection: AsyncConnection, table: sa.Table, keys: list[str], rows: Sequence[dict[str, Any]]
-) -> None:
-    preparer = connection.dialect.identifier_preparer
-    target = preparer.format_table(table)
-    columns = [column.name for column in table.columns]
-    # asyncpg encodes everything natively except JSON, which it takes as text.
-    processors = [_json_or_none if isinstance(c.type, sa.JSON) else None for c in table.columns]
-    await connection.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {_STAGE} (LIKE {target}) ON COMMIT DROP"
+def as_records(table: sa.Table, rows: Sequence[Row]) -> Records:
+    """Dict rows (the small collections) as records in the table's column order."""
+    columns = tuple(column.name for column in table.columns)
+    json_columns = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
+    return Records(
+        columns,
+        [
+            tuple(
+                _json_or_none(row[name]) if name in json_columns else row[name] for name in columns
+            )
+            for row in rows
+        ],
     )
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None  # asyncpg's connection, inside the transaction SQLAlchemy began
-    await driver.copy_records_to_table(
-        _STAGE, records=_records(rows, columns, processors), columns=columns
-    )
-    names = ", ".join(preparer.quote(name) for name in columns)
-    updates = ", ".join(
-        f"{preparer.quote(name)} = EXCLUDED.{preparer.quote(name)}"
-        for name in columns
-        if name not in keys
-    )
-    await connection.exec_driver_sql(
-        f"INSERT INTO {target} ({names}) SELECT {names} FROM {_STAGE} "
-        f"ON CONFLICT ({', '.join(preparer.quote(key) for key in keys)}) DO UPDATE SET {updates}"
-    )
-    await connection.exec_driver_sql(f"DROP TABLE {_STAGE}")  # another page may follow
 
 
-async def _sqlite_executemany(
-    connection: AsyncConnection, table: sa.Table, keys: list[str], rows: Sequence[dict[str, Any]]
-) -> None:
-    dialect = connection.dialect
-    preparer = dialect.identifier_preparer
-    columns = [column.name for column in table.columns]
-    # The dialect's own conversions (datetimes as its text format), JSON through orjson.
-    processors = [
-        _json_or_none
-        if isinstance(column.type, sa.JSON)
-        else column.type.dialect_impl(dialect).bind_processor(dialect)
-        for column in table.columns
-    ]
-    names = ", ".join(preparer.quote(name) for name in columns)
-    updates = ", ".join(
-        f"{preparer.quote(name)} = excluded.{preparer.quote(name)}"
-        for name in columns
-        if name not in keys
-    )
-    statement = (
-        f"INSERT INTO {preparer.format_table(table)} ({names}) "
-        f"VALUES ({', '.join('?' for _ in columns)}) "
-        f"ON CONFLICT ({', '.join(preparer.quote(key) for key in keys)}) DO UPDATE SET {updates}"
-    )
-    # Through SQLAlchemy's connection, so the transaction it opened covers the page.
-    await connection.exec_driver_sql(statement, _records(rows, columns, processors))
+@dataclass
+class ListingCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def describe(self) -> str:
+        return f"{self.inserted:,} new, {self.updated:,} changed, {self.unchanged:,} unchanged"
 
 
-async def upsert_rows(
-    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
-) -> int:
-    """Insert rows, or update them in place by primary key (clearing `deleted_at`).
+class Listing:
+    """One complete read of a collection, written page by page on one connection.
 
-    Returns how many distinct objects were written.
+    Use as an async context manager around the pages; call `mark_missing_deleted` only once
+    the listing has ended without error.
     """
-    if not rows:
-        return 0
-    keys = [column.name for column in table.primary_key.columns]
-    # PostgreSQL refuses to update one row twice in a statement; the last copy is the newest.
-    rows = list({tuple(row[key] for key in keys): row for row in rows}.values())
-    if connection.dialect.name == "postgresql":
-        await _merge_through_copy(connection, table, keys, rows)
-    else:
-        await _sqlite_executemany(connection, table, keys, rows)
-    return len(rows)
 
+    def __init__(self, connection: AsyncConnection, table: sa.Table, started: datetime) -> None:
+        keys = list(table.primary_key.columns)
+        if len(keys) != 1:
+            raise ValueError(f"{table.name} must have a single-column primary key")
+        self.connection = connection
+        self.table = table
+        self.key = keys[0].name
+        self.started = started
+        self.counts = ListingCounts()
+        self._postgres = connection.dialect.name == "postgresql"
+        preparer = connection.dialect.identifier_preparer
+        self._target = preparer.format_table(table)
+        self._quote = preparer.quote
 
-async def mark_missing_deleted(
-    connection: AsyncConnection, table: sa.Table, listing_started: datetime, now: datetime
-) -> int:
-    """Soft-delete rows a complete listing did not contain.
+    async def __aenter__(self) -> Listing:
+        async with self.connection.begin():
+            if self._postgres:
+                await self.connection.exec_driver_sql(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_LISTED} (key text)"
+                )
+                await self.connection.exec_driver_sql(f"TRUNCATE {_LISTED}")
+            else:
+                await self.connection.exec_driver_sql(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {_LISTED} (key TEXT PRIMARY KEY)"
+                )
+                await self.connection.exec_driver_sql(f"DELETE FROM temp.{_LISTED}")
+        return self
 
-    Every row the listing upserted carries `synced_at = listing_started`; anything older was
-    not in it. Only call this after the listing finished without error.
-    """
-    result = await connection.execute(
-        table.update()
-        .where(table.c.deleted_at.is_(None), table.c.synced_at < listing_started)
-        .values(deleted_at=now)
-    )
-    return int(result.rowcount or 0)
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # A connection broken mid-listing is discarded with its temporary table; a live one
+        # must not carry it back to the pool. Either way the listing's own error wins.
+        with contextlib.suppress(sa.exc.SQLAlchemyError, OSError):
+            async with self.connection.begin():
+                await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_LISTED}")
+
+    async def write(self, page: Sequence[Row] | Records) -> int:
+        """Write one page in its own transaction; returns how many distinct objects it held."""
+        records = page if isinstance(page, Records) else as_records(self.table, page)
+        if not records.values:
+            return 0
+        at = records.columns.index(self.key)
+        # One row per key, the last copy being the newest: PostgreSQL refuses to update a row
+        # twice in one statement, and a COPY would hit the primary key.
+        unique = list({values[at]: values for values in records.values}.values())
+        async with self.connection.begin():
+            stored = await self._stored_keys([values[at] for values in unique])
+            new = [values for values in unique if values[at] not in stored]
+            seen = [values for values in unique if values[at] in stored]
+            if self._postgres:
+                await self._copy(self.table.name, self.table.schema, records.columns, new)
+                updated = await self._merge_postgres(records.columns, seen)
+                await self._copy(_LISTED, None, ("key",), [(key,) for key in stored])
+            else:
+                await self._insert_sqlite(records.columns, new)
+                updated = await self._merge_sqlite(records.columns, seen)
+                if stored:
+                    await self.connection.exec_driver_sql(
+                        f"INSERT OR IGNORE INTO temp.{_LISTED} (key) VALUES (?)",
+                        [(key,) for key in stored],
+                    )
+        self.counts.inserted += len(new)
+        self.counts.updated += updated
+        self.counts.unchanged += len(seen) - updated
+        return len(unique)
+
+    async def mark_missing_deleted(self, now: datetime) -> int:
+        """Soft-delete stored rows the complete listing did not contain: neither written by
+        it (`synced_at` is its start) nor seen unchanged."""
+        key = self._quote(self.key)
+        listed = _LISTED if self._postgres else f"temp.{_LISTED}"
+        async with self.connection.begin():
+            result = await self.connection.execute(
+                sa.text(
+                    f"UPDATE {self._target} SET deleted_at = :now "
+                    f"WHERE deleted_at IS NULL AND synced_at < :started AND NOT EXISTS "
+                    f"(SELECT 1 FROM {listed} l WHERE l.key = {self._target}.{key})"
+                ).bindparams(
+                    sa.bindparam("now", type_=self.table.c.deleted_at.type),
+                    sa.bindparam("started", type_=self.table.c.synced_at.type),
+                ),
+                {"now": now, "started": self.started},
+            )
+        return int(result.rowcount or 0)
+
+    async def _stored_keys(self, keys: list[Any]) -> set[Any]:
+        key = self._quote(self.key)
+        if self._postgres:
+            result = await self.connection.exec_driver_sql(
+                f"SELECT {key} FROM {self._target} WHERE {key} = ANY($1::text[])", (keys,)
+            )
+            return {row[0] for row in result}
+        stored: set[Any] = set()
+        column = self.table.c[self.key]
+        for start in range(0, len(keys), _SQLITE_LOOKUP_CHUNK):
+            chunk = keys[start : start + _SQLITE_LOOKUP_CHUNK]
+            result = await self.connection.execute(sa.select(column).where(column.in_(chunk)))
+            stored.update(result.scalars())
+        return stored
+
+    async def _copy(
+        self,
+        table: str,
+        schema: str | None,
+        columns: Sequence[str],
+        values: list[tuple[Any, ...]],
+    ) -> None:
+        if not values:
+            return
+        driver = (await self.connection.get_raw_connection()).driver_connection
+        assert driver is not None  # asyncpg's connection, inside the transaction begun above
+        await driver.copy_records_to_table(
+            table, schema_name=schema, records=values, columns=list(columns)
+        )
+
+    def _upsert_sql(self, columns: Sequence[str], source: str, excluded: str) -> str:
+        """INSERT ... ON CONFLICT DO UPDATE that writes a stored row only if it differs."""
+        q = self._quote
+        names = ", ".join(q(name) for name in columns)
+        updates = ", ".join(
+            f"{q(name)} = {excluded}.{q(name)}" for name in columns if name != self.key
+        )
+        compared = [name for name in columns if name != self.key and name not in _BOOKKEEPING]
+        mine = ", ".join(f"t.{q(name)}" for name in compared)
+        theirs = ", ".join(f"{excluded}.{q(name)}" for name in compared)
+        differs = "IS DISTINCT FROM" if self._postgres else "IS NOT"
+        return (
+            f"INSERT INTO {self._target} AS t ({names}) {source} "
+            f"ON CONFLICT ({q(self.key)}) DO UPDATE SET {updates} "
+            f"WHERE t.deleted_at IS NOT NULL OR ({mine}) {differs} ({theirs})"
+        )
+
+    async def _merge_postgres(self, columns: Sequence[str], values: list[tuple[Any, ...]]) -> int:
+        if not values:
+            return 0
+        names = ", ".join(self._quote(name) for name in columns)
+        await self.connection.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {_STAGE} (LIKE {self._target}) ON COMMIT DROP"
+        )
+        await self._copy(_STAGE, None, columns, values)
+        result = await self.connection.exec_driver_sql(
+            self._upsert_sql(columns, f"SELECT {names} FROM {_STAGE}", "EXCLUDED")
+        )
+        await self.connection.exec_driver_sql(f"DROP TABLE {_STAGE}")  # another page may follow
+        return int(result.rowcount or 0)
+
+    def _sqlite_values(
+        self, columns: Sequence[str], values: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Apply the dialect's conversions (datetimes as its text format) where a column has one."""
+        dialect = self.connection.dialect
+        converters = []
+        for i, name in enumerate(columns):
+            column_type = self.table.c[name].type
+            if isinstance(column_type, sa.JSON):
+                continue  # already JSON text
+            process = column_type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                converters.append((i, process))
+        if not converters:
+            return values
+        converted = []
+        for record in values:
+            row = list(record)
+            for i, process in converters:
+                row[i] = process(row[i])
+            converted.append(tuple(row))
+        return converted
+
+    async def _insert_sqlite(self, columns: Sequence[str], values: list[tuple[Any, ...]]) -> None:
+        if not values:
+            return
+        names = ", ".join(self._quote(name) for name in columns)
+        await self.connection.exec_driver_sql(
+            f"INSERT INTO {self._target} ({names}) VALUES ({', '.join('?' for _ in columns)})",
+            self._sqlite_values(columns, values),
+        )
+
+    async def _merge_sqlite(self, columns: Sequence[str], values: list[tuple[Any, ...]]) -> int:
+        if not values:
+            return 0
+        source = f"VALUES ({', '.join('?' for _ in columns)})"
+        result = await self.connection.exec_driver_sql(
+            self._upsert_sql(columns, source, "excluded"),
+            self._sqlite_values(columns, values),
+        )
+        return int(result.rowcount or 0)

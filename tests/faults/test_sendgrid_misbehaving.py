@@ -210,7 +210,8 @@ async def test_a_5xx_burst_shorter_than_the_retries_is_ridden_out(
 
     assert record.status == "succeeded", record
     assert collection(record, "lists") == (
-        "succeeded", 3, 0, f"read from /v3/marketing/lists; {NEW_API}"
+        "succeeded", 3, 0,
+        f"read from /v3/marketing/lists (0 new, 0 changed, 3 unchanged); {NEW_API}",
     )  # fmt: skip
     assert len(seen) == 4
     assert len(fake_time.sleeps) == 3

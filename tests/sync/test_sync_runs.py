@@ -120,6 +120,37 @@ async def test_a_list_whose_count_changes_is_updated_in_place(
     assert lists[LIST_B]["contact_count"] == 2
 
 
+async def test_a_resync_writes_only_the_objects_that_changed(
+    account: FakeAccount, source: Source, sync_service: SyncService, sync_deps: SyncDependencies
+) -> None:
+    fill(account)
+    await sync(sync_service, source)
+    before = {table: await rows(sync_deps, source, table) for table in ("lists", "recipients")}
+    account.lists[0]["contact_count"] = 200
+    account.contacts = [ALICE, BOB, Contact(CAROL.contact_id, CAROL.email, "Caroline")]
+    # A field's type changed: the export's values are the same, their typed column is not.
+    account.custom_fields[0] = {"id": "w1", "name": "num_orders", "field_type": "Text"}
+
+    second = await sync(sync_service, source)
+
+    messages = {r.collection: r.message for r in second.collections}
+    assert "(0 new, 1 changed, 1 unchanged)" in (messages["lists"] or "")
+    assert "(0 new, 2 changed, 1 unchanged)" in (messages["recipients"] or "")
+    assert by_collection(second)["recipients"] == ("succeeded", "marketing", 3, 0)
+    lists = await rows(sync_deps, source, "lists")
+    assert lists[LIST_A]["contact_count"] == 200
+    assert lists[LIST_A]["synced_at"] > before["lists"][LIST_A]["synced_at"]
+    assert lists[LIST_B] == before["lists"][LIST_B]  # not written at all
+    recipients = await rows(sync_deps, source, "recipients")
+    assert recipients[CAROL.contact_id]["first_name"] == "Caroline"
+    assert recipients[ALICE.contact_id]["custom_fields"]["num_orders"] == "3"
+    assert (
+        recipients[ALICE.contact_id]["synced_at"]
+        > before["recipients"][ALICE.contact_id]["synced_at"]
+    )
+    assert recipients[BOB.contact_id] == before["recipients"][BOB.contact_id]
+
+
 async def test_a_contact_deleted_between_syncs_is_marked_and_cleared_when_back(
     account: FakeAccount, source: Source, sync_service: SyncService, sync_deps: SyncDependencies
 ) -> None:

@@ -54,6 +54,10 @@ class IngestFigures:
     rss_mb: float
     limit_rows_per_s: float
     naive_rows_per_s: float
+    commit_retries: int
+    commits: int
+    # Cores busy during the maximum-rate run: service, load generator, PostgreSQL.
+    cpu: list[float]
 
 
 def free_port() -> int:
@@ -144,6 +148,39 @@ async def wait_healthy(client: httpx.AsyncClient, attempts: int = 300) -> None:
             pass
         await asyncio.sleep(0.1)
     raise RuntimeError(f"{client.base_url} did not become healthy")
+
+
+async def _commit_retries(client: httpx.AsyncClient) -> tuple[int, int]:
+    """Group commits written again after racing the other writer, and all group commits."""
+    text = (await client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})).text
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("sendgrid_source_commit_retries_total", "sendgrid_source_commit_events_count"):
+            values[name] = int(float(value))
+    return (
+        values.get("sendgrid_source_commit_retries_total", 0),
+        values.get("sendgrid_source_commit_events_count", 0),
+    )
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cpu_seconds(service_pid: int) -> tuple[float, float, float]:
+    """CPU seconds used so far by the service, this process, and every PostgreSQL process
+    (on this machine: the benchmark's own cluster)."""
+    postgres = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip().startswith("postgres"):
+                    postgres += _process_cpu(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+    return _process_cpu(service_pid), time.process_time(), postgres
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -307,12 +344,18 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
                      "-o", f"{profile}/ingest-{backend}.txt"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
+            cpu_before = cpu_seconds(service.pid)
             elapsed, latencies = await _post_all(client, path, signed_full, senders, None)
+            cpu = [
+                (after - before) / elapsed
+                for before, after in zip(cpu_before, cpu_seconds(service.pid), strict=True)
+            ]
             events_per_s = batches * BATCH_SIZE / elapsed
             interval = BATCH_SIZE / (events_per_s / 2)
             half_elapsed, half_latencies = await _post_all(
                 client, path, signed_half, senders, interval
             )
+            retries = await _commit_retries(client)
         rss = peak_rss_mb(service.pid)
     finally:
         service.terminate()
@@ -336,6 +379,9 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
         rss_mb=rss,
         limit_rows_per_s=limit,
         naive_rows_per_s=naive,
+        commit_retries=retries[0],
+        commits=retries[1],
+        cpu=cpu,
     )
 
 
@@ -370,6 +416,16 @@ def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
             "target p99 ≤ 250 ms",
         ),
         ("peak RSS of the service, MB", f"{f.rss_mb:.0f}", "target ≤ 250 MB"),
+        (
+            "cores busy at the maximum rate: service / load generator / PostgreSQL",
+            " / ".join(f"{share:.2f}" for share in f.cpu),
+            f"of {os.cpu_count()} cores",
+        ),
+        (
+            "group commits / of them written again after racing the other writer",
+            f"{f.commits:,} / {f.commit_retries:,}",
+            "",
+        ),
         (
             "rows in the database / unique events sent",
             f"{f.rows_stored:,} / {f.unique_sent:,}",

@@ -52,6 +52,11 @@ BATCH_REQUESTS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 
+COMMIT_RETRIES = Counter(
+    "sendgrid_source_commit_retries_total",
+    "Group commits written again after racing another writer on the same events",
+)
+
 _CONFLICT_RETRIES = 5
 
 
@@ -171,6 +176,7 @@ class EventWriter:
                 if not retryable or attempt == _CONFLICT_RETRIES - 1:
                     raise
                 contended = True
+                COMMIT_RETRIES.inc()
 
     async def _write(self, group: list[_Submission], *, contended: bool) -> None:
         for schema in {s.schema for s in group}:

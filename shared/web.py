@@ -5,8 +5,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
 import sqlalchemy.exc
@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db import ping
 from shared.errors import AppError, ServiceUnavailable, Unauthorized
+from shared.gc_tuning import tune_garbage_collection
 from shared.logs import register_secret
 from shared.schemas import Health
 from shared.settings import Settings
@@ -129,8 +130,18 @@ def create_service_app(
 ) -> FastAPI:
     """A FastAPI app with what both services share: errors, health, metrics, access log,
     and the admin router behind the admin token."""
+
+    @asynccontextmanager
+    async def tuned_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_garbage_collection()
+        async with lifespan(app):
+            yield
+
     app = FastAPI(
-        title=f"sendgrid-source {service}", summary=summary, version="0.1.0", lifespan=lifespan
+        title=f"sendgrid-source {service}",
+        summary=summary,
+        version="0.1.0",
+        lifespan=tuned_lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine

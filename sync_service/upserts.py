@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk_values import converted, dialect_converters
 from shared.events import dump_json
 from sync_service.records import Records, Row
 
@@ -169,8 +170,11 @@ class Listing:
     async def _stored_keys(self, keys: list[Any]) -> set[Any]:
         key = self._quote(self.key)
         if self._postgres:
+            # Bound as one JSON array: asyncpg encodes a text[] element by element.
             result = await self.connection.exec_driver_sql(
-                f"SELECT {key} FROM {self._target} WHERE {key} = ANY($1::text[])", (keys,)
+                f"SELECT t.{key} FROM {self._target} t "
+                f"JOIN jsonb_array_elements_text($1::text::jsonb) AS u(key) ON t.{key} = u.key",
+                (dump_json(keys),),
             )
             return {row[0] for row in result}
         stored: set[Any] = set()
@@ -230,25 +234,7 @@ class Listing:
     def _sqlite_values(
         self, columns: Sequence[str], values: list[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
-        """Apply the dialect's conversions (datetimes as its text format) where a column has one."""
-        dialect = self.connection.dialect
-        converters = []
-        for i, name in enumerate(columns):
-            column_type = self.table.c[name].type
-            if isinstance(column_type, sa.JSON):
-                continue  # already JSON text
-            process = column_type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                converters.append((i, process))
-        if not converters:
-            return values
-        converted = []
-        for record in values:
-            row = list(record)
-            for i, process in converters:
-                row[i] = process(row[i])
-            converted.append(tuple(row))
-        return converted
+        return converted(values, dialect_converters(self.table, columns, self.connection.dialect))
 
     async def _insert_sqlite(self, columns: Sequence[str], values: list[tuple[Any, ...]]) -> None:
         if not values:

@@ -11,6 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from ingest_service.app import create_app as create_ingest_app
+from shared.settings import Settings
+from tests.conftest import ADMIN_TOKEN
 from tests.webhook_helpers import Signer, body_of, count, new_source, rows
 
 pytestmark = pytest.mark.usefixtures("sendgrid")
@@ -57,7 +60,24 @@ async def test_events_without_sg_event_id_dedupe_on_content(
     assert len(await rows(ingest_app, source["schema"], "_open")) == 1
 
 
+@pytest.mark.parametrize("writers", [1, 4])
 async def test_concurrent_duplicate_deliveries_are_stored_exactly_once(
+    settings: Settings, writers: int
+) -> None:
+    # Several writers (PostgreSQL) race on the same new ids: the retry path must hold too.
+    ingest_app = create_ingest_app(settings.model_copy(update={"INGEST_WRITERS": writers}))
+    async with (
+        ingest_app.router.lifespan_context(ingest_app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=ingest_app),
+            base_url="http://ingest.test",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as ingest,
+    ):
+        await _send_every_batch_three_times_at_once(ingest, ingest_app)
+
+
+async def _send_every_batch_three_times_at_once(
     ingest: httpx.AsyncClient, ingest_app: FastAPI
 ) -> None:
     source = await new_source(ingest)

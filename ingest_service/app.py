@@ -25,8 +25,8 @@ def create_app(settings: Settings) -> FastAPI:
             engine,
             max_events=settings.INGEST_BATCH_MAX_EVENTS,
             linger_seconds=settings.INGEST_BATCH_LINGER.total_seconds(),
-            # SQLite takes one writer at a time; PostgreSQL overlaps two commits.
-            writers=int(__import__("os").environ.get("XW", 1 if settings.is_sqlite else 2)),
+            # SQLite takes one writer at a time whatever the setting.
+            writers=1 if settings.is_sqlite else settings.INGEST_WRITERS,
         )
         async with httpx.AsyncClient() as http:
             registry = SourceRegistry(engine, settings, http)

@@ -1,9 +1,12 @@
-"""The bulk write path of each backend, returning which rows were new.
+"""The bulk write path of each backend, returning which records were new.
 
-PostgreSQL: one look-up of the ids already stored, then a binary COPY of the new rows, per
-table and group commit. COPY is the fastest way into PostgreSQL (about twice the rows per
-second of an `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` here); the primary
-key still refuses any id that slipped in meanwhile (see `_insert_copy`).
+The records come from the parser as value tuples in the table's column order, with JSON
+values as text, so nothing here converts them one value at a time.
+
+PostgreSQL: one look-up of the ids already stored, then a binary COPY of the new records,
+per table and group commit. COPY is the fastest way into PostgreSQL (about twice the rows
+per second of an `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` here); the
+primary key still refuses any id that slipped in meanwhile (see `_insert_copy`).
 
 SQLite: one writer at a time, so the ids already present are read first and the rest are
 inserted with a single executemany.
@@ -21,42 +24,48 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest_service.parsing import RejectedRow
+from ingest_service.parsing import ID_AT, RAW_AT, EventRecord, RejectedRow
 from shared.bulk_values import converted, dialect_converters, is_json
-from shared.events import canonical_json, dump_json
+from shared.events import canonical_json, dump_json, load_json
 
 _SQLITE_CHUNK = 500  # stays under SQLite's bound-parameter limit in `id IN (...)`
 # Ids bound as one JSON array (text) rather than a text[]: asyncpg encodes an array element
 # by element in Python, about four times the CPU of one orjson dump, and slower end to end.
 IDS_FROM_JSON = "jsonb_array_elements_text($1::text::jsonb) AS u(id)"
 
+_by_id = operator.itemgetter(ID_AT)
+
+
+def _ids_json(records: Sequence[EventRecord]) -> str:
+    return dump_json([record[ID_AT] for record in records])
+
 
 async def insert_new_rows(
     connection: AsyncConnection,
     table: sa.Table,
-    rows: Sequence[dict[str, Any]],
+    records: Sequence[EventRecord],
     *,
     contended: bool = False,
 ) -> set[str]:
-    """Insert the rows whose id is not stored yet; returns their ids.
+    """Insert the records whose id is not stored yet; returns their ids.
 
     `contended`: another writer is storing the same events right now (the last attempt hit
     a unique violation). PostgreSQL then takes the path that cannot conflict, INSERT ...
     ON CONFLICT DO NOTHING, so the group always makes progress.
     """
-    if not rows:
+    if not records:
         return set()
     if connection.dialect.name == "postgresql":
         if contended:
-            return await _insert_unnest(connection, table, rows)
-        return await _insert_copy(connection, table, rows)
+            return await _insert_unnest(connection, table, records)
+        return await _insert_copy(connection, table, records)
     if contended:
-        return await _insert_sqlite_one_by_one(connection, table, rows)
-    return await _insert_sqlite(connection, table, rows)
+        return await _insert_sqlite_one_by_one(connection, table, records)
+    return await _insert_sqlite(connection, table, records)
 
 
 async def _insert_copy(
-    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+    connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
 ) -> set[str]:
     """Look up which ids exist, then COPY the rest in binary.
 
@@ -66,42 +75,22 @@ async def _insert_copy(
     """
     existing = await connection.exec_driver_sql(
         f"SELECT t.id FROM {table.schema}.{table.name} t JOIN {IDS_FROM_JSON} ON t.id = u.id",
-        (dump_json([row["id"] for row in rows]),),
+        (_ids_json(records),),
     )
     present = {row[0] for row in existing}
     # Sorted ids give concurrent writers the same lock order on the primary key.
-    new = sorted((row for row in rows if row["id"] not in present), key=lambda row: row["id"])
+    new = sorted((record for record in records if record[ID_AT] not in present), key=_by_id)
     if not new:
         return set()
-    names, records = _records(table, new)
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
+    driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     await driver.copy_records_to_table(
         table.name,
         schema_name=table.schema,
-        records=records,
-        columns=names,
+        records=new,
+        columns=[column.name for column in table.columns],
     )
-    return {str(row["id"]) for row in new}
-
-
-def _records(
-    table: sa.Table, rows: Sequence[dict[str, Any]]
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The rows as value tuples in the table's column order, JSON values as text."""
-    names = [column.name for column in table.columns]
-    json_positions = [i for i, column in enumerate(table.columns) if is_json(column)]
-    # itemgetter builds each row's tuple in C; only the JSON values need Python work.
-    values_of = operator.itemgetter(*names)
-    records = []
-    for row in rows:
-        values = list(values_of(row))
-        for i in json_positions:
-            if values[i] is not None:
-                values[i] = dump_json(values[i])
-        records.append(tuple(values))
-    return names, records
+    return {record[ID_AT] for record in new}
 
 
 def _pg_array_type(column: sa.Column[Any]) -> str:
@@ -119,20 +108,17 @@ def _pg_array_type(column: sa.Column[Any]) -> str:
 
 
 async def _insert_unnest(
-    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+    connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
 ) -> set[str]:
     """One `INSERT ... SELECT FROM unnest(<an array per column>) ON CONFLICT (id) DO NOTHING`:
     slower than COPY, but a racing writer's rows are skipped instead of failing it."""
-    ordered = sorted(rows, key=lambda row: row["id"])
+    ordered = sorted(records, key=_by_id)
     # Column names come from the event models; `timestamp` and `type` need quoting.
     names = [f'"{column.name}"' for column in table.columns]
-    arrays, selects = [], []
-    for column in table.columns:
-        values = [row.get(column.name) for row in ordered]
-        if is_json(column):
-            values = [None if v is None else dump_json(v) for v in values]
-        arrays.append(values)
-        selects.append(f'"{column.name}"::jsonb' if is_json(column) else f'"{column.name}"')
+    selects = [
+        f'"{column.name}"::jsonb' if is_json(column) else f'"{column.name}"'
+        for column in table.columns
+    ]
     arrays_sql = ", ".join(
         f"${n}::{_pg_array_type(column)}[]" for n, column in enumerate(table.columns, start=1)
     )
@@ -140,73 +126,92 @@ async def _insert_unnest(
         f"INSERT INTO {table.schema}.{table.name} ({', '.join(names)}) "
         f"SELECT {', '.join(selects)} FROM unnest({arrays_sql}) AS u({', '.join(names)}) "
         "ON CONFLICT (id) DO NOTHING RETURNING id",
-        tuple(arrays),
+        tuple(list(values) for values in zip(*ordered, strict=True)),
     )
     return {row[0] for row in result}
 
 
+def _sqlite_insert_sql(connection: AsyncConnection, table: sa.Table, suffix: str = "") -> str:
+    quote = connection.dialect.identifier_preparer.quote
+    names = [column.name for column in table.columns]
+    return (
+        f"INSERT INTO {table.schema}.{table.name} ({', '.join(quote(n) for n in names)}) "
+        f"VALUES ({', '.join('?' for _ in names)}){suffix}"
+    )
+
+
+def _sqlite_values(
+    connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
+) -> list[EventRecord]:
+    names = [column.name for column in table.columns]
+    return converted(list(records), dialect_converters(table, names, connection.dialect))
+
+
 async def _insert_sqlite(
-    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+    connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
 ) -> set[str]:
     # One look-up for the whole list: SQLite reads the JSON array of ids itself.
     existing = {
         row[0]
         for row in await connection.exec_driver_sql(
             f"SELECT t.id FROM {table.schema}.{table.name} t JOIN json_each(?) u ON t.id = u.value",
-            (dump_json([row["id"] for row in rows]),),
+            (_ids_json(records),),
         )
     }
-    new = [row for row in rows if row["id"] not in existing]
+    new = [record for record in records if record[ID_AT] not in existing]
     if new:
-        names, records = _records(table, new)
-        quote = connection.dialect.identifier_preparer.quote
         await connection.exec_driver_sql(
-            f"INSERT INTO {table.schema}.{table.name} ({', '.join(quote(n) for n in names)}) "
-            f"VALUES ({', '.join('?' for _ in names)})",
-            converted(records, dialect_converters(table, names, connection.dialect)),
+            _sqlite_insert_sql(connection, table), _sqlite_values(connection, table, new)
         )
-    return {str(row["id"]) for row in new}
+    return {record[ID_AT] for record in new}
 
 
 async def _insert_sqlite_one_by_one(
-    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+    connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
 ) -> set[str]:
-    """INSERT ... ON CONFLICT DO NOTHING row by row, reading each row's change count: for when
-    another process (a second ingest worker) writes the same ids between look-up and insert."""
-    statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=["id"])
+    """INSERT ... ON CONFLICT DO NOTHING record by record, reading each one's change count:
+    for when another process (a second ingest worker) writes the same ids between look-up
+    and insert."""
+    statement = _sqlite_insert_sql(connection, table, " ON CONFLICT (id) DO NOTHING")
     inserted = set()
-    for row in rows:
-        values = {column.name: row.get(column.name) for column in table.columns}
-        if (await connection.execute(statement, values)).rowcount == 1:
-            inserted.add(str(row["id"]))
+    for record in _sqlite_values(connection, table, records):
+        if (await connection.exec_driver_sql(statement, record)).rowcount == 1:
+            inserted.add(record[ID_AT])
     return inserted
 
 
 async def rows_differing_from_stored(
-    connection: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+    connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
 ) -> set[int]:
-    """Positions of `rows` whose id is stored with other content (a reused `sg_event_id`),
-    as opposed to a resend of the same event. PostgreSQL compares the JSON itself (jsonb
-    equality ignores key order), so nothing is read back."""
-    if not rows:
+    """Positions of `records` whose id is stored with other content (a reused
+    `sg_event_id`), as opposed to a resend of the same event. PostgreSQL compares the JSON
+    itself (jsonb equality ignores key order), so nothing is read back."""
+    if not records:
         return set()
     if connection.dialect.name == "postgresql":
-        # One JSON document of [position, id, raw] triples: PostgreSQL parses it in one go.
+        # One JSON document of [position, id, raw] triples; `raw` is JSON text already.
+        triples = ",".join(
+            f"[{n},{dump_json(record[ID_AT])},{record[RAW_AT]}]" for n, record in enumerate(records)
+        )
         result = await connection.exec_driver_sql(
             f"SELECT (u.row->>0)::int FROM jsonb_array_elements($1::text::jsonb) AS u(row) "
             f"JOIN {table.schema}.{table.name} t ON t.id = u.row->>1 WHERE t.raw <> u.row->2",
-            (dump_json([[n, row["id"], row["raw"]] for n, row in enumerate(rows)]),),
+            (f"[{triples}]",),
         )
         return {row[0] for row in result}
     stored: dict[str, str] = {}
-    ids = sorted({row["id"] for row in rows})
+    ids = sorted({record[ID_AT] for record in records})
     for start in range(0, len(ids), _SQLITE_CHUNK):
         chunk = ids[start : start + _SQLITE_CHUNK]
         result = await connection.execute(
             sa.select(table.c.id, table.c.raw).where(table.c.id.in_(chunk))
         )
         stored |= {row_id: canonical_json(raw) for row_id, raw in result}
-    return {n for n, row in enumerate(rows) if canonical_json(row["raw"]) != stored[row["id"]]}
+    return {
+        n
+        for n, record in enumerate(records)
+        if canonical_json(load_json(record[RAW_AT].encode())) != stored[record[ID_AT]]
+    }
 
 
 async def insert_rejected(

@@ -81,10 +81,9 @@ class Settings(BaseSettings):
     WEBHOOK_TIMESTAMP_TOLERANCE: Duration | None = None
     INGEST_BATCH_MAX_EVENTS: int = Field(5000, ge=1)
     INGEST_BATCH_LINGER: Duration = timedelta(milliseconds=5)
-    # Group commits written at once (PostgreSQL; SQLite always 1). Two overlap their round
-    # trips but race on events resent while the first is in flight: on 2 cores, 2 writers
-    # retried 22% of group commits and stored no more events per second than 1.
-    INGEST_WRITERS: int = Field(1, ge=1, le=16)
+    # Lanes of group commits (PostgreSQL; SQLite always 1). Each event table belongs to one
+    # lane, so lanes overlap their database round trips without racing on an id.
+    INGEST_WRITERS: int = Field(2, ge=1, le=12)
     DATABASE_RETRY_AFTER: int = Field(30, ge=1)
     # Load shedding: past this many webhook requests being read, parsed or waiting for their
     # commit, new ones get 503 at once (SendGrid resends) instead of queueing into ever-longer

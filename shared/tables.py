@@ -138,13 +138,28 @@ def _column_type(annotation: Any) -> sa.types.TypeEngine[Any]:
     return mapping[origin]
 
 
+def event_value_fields(model: type[WebhookEvent]) -> tuple[str, ...]:
+    """The model's fields in the order of their columns: every field but `timestamp`, then
+    `timestamp`. An event table has `id` before them and `custom_args`, `raw`,
+    `received_at` after them."""
+    return (*(name for name in model.model_fields if name != "timestamp"), "timestamp")
+
+
+def event_json_fields(model: type[WebhookEvent]) -> frozenset[str]:
+    """The model's fields stored in JSON columns (lists and objects)."""
+    fields: dict[str, FieldInfo] = model.model_fields
+    return frozenset(
+        name for name, field in fields.items() if _column_type(field.annotation) is JSONType
+    )
+
+
 def _event_columns(model: type[WebhookEvent]) -> list[sa.Column[Any]]:
     fields: dict[str, FieldInfo] = model.model_fields
     return [
         sa.Column("id", sa.Text, primary_key=True),
         *(
-            sa.Column(name, _column_type(field.annotation), nullable=name not in ("event",))
-            for name, field in fields.items()
+            sa.Column(name, _column_type(fields[name].annotation), nullable=name != "event")
+            for name in event_value_fields(model)
             if name != "timestamp"
         ),
         sa.Column("timestamp", UTCDateTime, nullable=False),

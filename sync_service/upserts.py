@@ -99,6 +99,12 @@ class Listing:
                     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_LISTED} (key text)"
                 )
                 await self.connection.exec_driver_sql(f"TRUNCATE {_LISTED}")
+                # Created once per listing, emptied by each page's commit: no catalog
+                # churn per page.
+                await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
+                await self.connection.exec_driver_sql(
+                    f"CREATE TEMPORARY TABLE {_STAGE} (LIKE {self._target}) ON COMMIT DELETE ROWS"
+                )
             else:
                 await self.connection.exec_driver_sql(
                     f"CREATE TEMP TABLE IF NOT EXISTS {_LISTED} (key TEXT PRIMARY KEY)"
@@ -117,6 +123,8 @@ class Listing:
         with contextlib.suppress(sa.exc.SQLAlchemyError, OSError):
             async with self.connection.begin():
                 await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_LISTED}")
+                if self._postgres:
+                    await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
 
     async def write(self, page: Sequence[Row] | Records) -> int:
         """Write one page in its own transaction; returns how many distinct objects it held."""
@@ -221,14 +229,10 @@ class Listing:
         if not values:
             return 0
         names = ", ".join(self._quote(name) for name in columns)
-        await self.connection.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {_STAGE} (LIKE {self._target}) ON COMMIT DROP"
-        )
         await self._copy(_STAGE, None, columns, values)
         result = await self.connection.exec_driver_sql(
             self._upsert_sql(columns, f"SELECT {names} FROM {_STAGE}", "EXCLUDED")
         )
-        await self.connection.exec_driver_sql(f"DROP TABLE {_STAGE}")  # another page may follow
         return int(result.rowcount or 0)
 
     def _sqlite_values(

@@ -1,11 +1,17 @@
-"""JSON reading of webhook bodies: exact integers beyond 64 bits, and the fast path kept for
-long digit runs inside strings."""
+"""Reading webhook bodies: exact integers beyond 64 bits, the fast path kept for long digit
+runs inside strings, and records that match their tables' columns."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import pytest
 
-from shared.events import load_json
+from ingest_service.parsing import ID_AT, RAW_AT, parse_body
+from shared.events import KNOWN_KEYS, load_json
+from shared.tables import source_tables
+from tests.webhook_helpers import body_of, sample_events
 
 HUGE = 123456789012345678901234567890
 
@@ -33,3 +39,27 @@ def test_a_long_digit_run_inside_a_string_stays_on_the_fast_path(
     body = b'[{"sg_message_id":"14c5d75ce93.1234567890123456789012.filter0001"}]'
 
     assert load_json(body) == [{"sg_message_id": "14c5d75ce93.1234567890123456789012.filter0001"}]
+
+
+def test_parsed_records_line_up_with_their_tables_columns() -> None:
+    received_at = datetime.now(UTC)
+    events = sample_events()
+    batch = parse_body(body_of(events), received_at)
+    tables = source_tables("records_check")
+
+    assert batch.rejected == []
+    assert batch.event_count == len(events)
+    for table_name, records in batch.rows.items():
+        names = [column.name for column in tables.events[table_name].columns]
+        for record in records:
+            assert len(record) == len(names), table_name
+            row = dict(zip(names, record, strict=True))
+            assert record[ID_AT] == row["id"]
+            assert record[RAW_AT] == row["raw"]
+            assert row["received_at"] == received_at
+            raw = json.loads(row["raw"])
+            assert raw in events
+            assert row["event"] == raw["event"]
+            assert json.loads(row["custom_args"]) == {
+                key: value for key, value in raw.items() if key not in KNOWN_KEYS
+            }

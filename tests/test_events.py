@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ingest_service.parsing import ID_AT, RAW_AT, parse_body
-from shared.events import KNOWN_KEYS, load_json
+from ingest_service.writer import lane_of_tables
+from shared.events import EVENT_TABLES, KNOWN_KEYS, load_json
 from shared.tables import source_tables
 from tests.webhook_helpers import body_of, sample_events
 
@@ -63,3 +64,13 @@ def test_parsed_records_line_up_with_their_tables_columns() -> None:
             assert json.loads(row["custom_args"]) == {
                 key: value for key, value in raw.items() if key not in KNOWN_KEYS
             }
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3, 12])
+def test_every_event_table_has_one_lane_and_the_busy_tables_are_spread(lanes: int) -> None:
+    assignment = lane_of_tables(lanes)
+
+    assert set(assignment) == set(EVENT_TABLES)
+    assert set(assignment.values()) == set(range(min(lanes, len(EVENT_TABLES))))
+    if lanes >= 2:
+        assert assignment["processed"] != assignment["delivered"]

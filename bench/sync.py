@@ -48,7 +48,8 @@ from shared.schemas import SourceCreate
 from shared.settings import Settings, load_settings
 from shared.tables import source_tables
 from sync_service.export_files import iterate_csv_value_batches
-from sync_service.records import ContactRecords
+from sync_service.records import ContactRecords, Records
+from sync_service.upserts import with_content_hash
 
 # `contacts` for `run`: the quick run, and the full one (1M against 100k is the RSS target).
 QUICK_CONTACTS = (20_000,)
@@ -287,19 +288,22 @@ def _cell(value: Any) -> Any:
     return value
 
 
-async def _write_limit_csv(contacts: int, path: Path, columns: list[str]) -> int:
+async def _write_limit_csv(contacts: int, path: Path, table: sa.Table) -> int:
     """The first sync's rows, exactly as the product builds them from the same export files,
     as CSV in the table's column order (an empty cell is NULL)."""
     state = FakeAccountState(contacts=contacts, export_files=EXPORT_FILES)
     synced_at = datetime.now(UTC)
+    columns = [column.name for column in table.columns]
     rows = 0
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         for part in range(EXPORT_FILES):
             async for batch in iterate_csv_value_batches(_gzip_chunks(state, part)):
                 builder = ContactRecords(batch.header, FIELD_TYPES, synced_at)
-                for record in builder.records(batch.records):
-                    row = dict(zip(ContactRecords.columns, record, strict=True))
+                built = Records(ContactRecords.columns, builder.records(batch.records))
+                hashed = with_content_hash(table, built)
+                for record in hashed.values:
+                    row = dict(zip(hashed.columns, record, strict=True))
                     writer.writerow([_cell(row[name]) for name in columns])
                     rows += 1
     return rows
@@ -325,9 +329,10 @@ async def _copy_limit(settings: Settings, workdir: Path, schema: str, contacts: 
     async with engine.begin() as connection:
         await warehouse.create_source_schema(connection, schema)
     await engine.dispose()
-    columns = [column.name for column in source_tables(schema).recipients.columns]
+    table = source_tables(schema).recipients
+    columns = [column.name for column in table.columns]
     path = workdir / "recipients.csv"
-    rows = await _write_limit_csv(contacts, path, columns)
+    rows = await _write_limit_csv(contacts, path, table)
     if settings.is_sqlite:
         db = sqlite3.connect(make_url(settings.DATABASE_URL).database or "")
         db.execute(

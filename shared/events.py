@@ -232,7 +232,8 @@ KNOWN_KEYS: frozenset[str] = frozenset(
 )
 
 
-def canonical_json(event: dict[str, Any]) -> str:
+def canonical_json(event: Any) -> str:
+    """JSON text with sorted keys: the same text for the same content, whatever the order."""
     try:
         return orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
     except TypeError:  # an integer beyond 64 bits, which only the stdlib encodes

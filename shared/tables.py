@@ -25,7 +25,7 @@ from shared.identifiers import validate_schema_name
 CONTROL_SCHEMA = "sendgrid_source"
 
 # Bump when the source-schema layout changes; `shared.warehouse` upgrades older schemas.
-SOURCE_SCHEMA_VERSION = 1
+SOURCE_SCHEMA_VERSION = 2  # 2: object tables have `content_hash`
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
@@ -172,6 +172,9 @@ def _event_columns(model: type[WebhookEvent]) -> list[sa.Column[Any]]:
 def _object_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("raw", JSONType, nullable=False),
+        # A 64-bit hash of the row's JSON values as last written: a re-sync compares it to
+        # skip unchanged objects without reading them back.
+        sa.Column("content_hash", sa.BigInteger),
         sa.Column("synced_at", UTCDateTime, nullable=False),
         # Set once a complete listing no longer contains the object; cleared if it returns.
         sa.Column("deleted_at", UTCDateTime),

@@ -35,8 +35,26 @@ async def upgrade_source_schema(connection: AsyncConnection, schema: str, versio
     Version 1 is the initial layout; later versions add their steps here, in order. Creating
     missing tables and rebuilding the view are safe to repeat, so every upgrade ends with them.
     """
+    schema = validate_schema_name(schema)
+    if version < 2:  # object tables gain `content_hash` (NULL: rewritten by the next sync)
+        for table in source_tables(schema).objects.values():
+            if not await _has_column(connection, table, "content_hash"):
+                await connection.execute(
+                    sa.text(f"ALTER TABLE {schema}.{table.name} ADD COLUMN content_hash BIGINT")
+                )
     await create_source_schema(connection, schema)
     return SOURCE_SCHEMA_VERSION
+
+
+async def _has_column(connection: AsyncConnection, table: sa.Table, column: str) -> bool:
+    def inspect(sync_connection: sa.Connection) -> bool:
+        inspector = sa.inspect(sync_connection)
+        if not inspector.has_table(table.name, schema=table.schema):
+            return True  # created complete by create_source_schema
+        names = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        return column in names
+
+    return await connection.run_sync(inspect)
 
 
 async def drop_source_schema(connection: AsyncConnection, schema: str) -> None:

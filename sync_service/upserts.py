@@ -17,17 +17,18 @@ objects it neither wrote nor saw are marked deleted.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.bulk_values import converted, dialect_converters
-from shared.events import dump_json
+from shared.bulk_values import converted, dialect_converters, is_json
+from shared.events import canonical_json, dump_json
 from sync_service.records import Records, Row
 
 # Rows per page (one transaction) for collections read in bulk, i.e. the contacts export.
@@ -37,18 +38,28 @@ BATCH_SIZE = 5000
 
 _STAGE = "_sync_stage"
 _LISTED = "_sync_listed"
-_SQLITE_LOOKUP_CHUNK = 500  # stays under SQLite's bound-parameter limit in `IN (...)`
 # Written by every page, so not part of what "changed" means.
 _BOOKKEEPING = ("synced_at", "deleted_at")
 
 
+def content_hash(json_values: Iterable[str | None]) -> int:
+    """A stable 64-bit hash (BIGINT) of a row's JSON values, as text."""
+    digest = hashlib.blake2b(digest_size=8)
+    for value in json_values:
+        digest.update(b"\x00" if value is None else value.encode() + b"\x1e")
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
 def _json_or_none(value: Any) -> str | None:
-    return None if value is None else dump_json(value)
+    # Sorted keys: an object read back from the database (jsonb reorders keys) and merged
+    # into a row hashes the same as when it came from SendGrid.
+    return None if value is None else canonical_json(value)
 
 
 def as_records(table: sa.Table, rows: Sequence[Row]) -> Records:
     """Dict rows (the small collections) as records in the table's column order."""
-    columns = tuple(column.name for column in table.columns)
+    # `content_hash` is added by the listing, which computes it.
+    columns = tuple(column.name for column in table.columns if column.name != "content_hash")
     json_columns = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
     return Records(
         columns,
@@ -58,6 +69,17 @@ def as_records(table: sa.Table, rows: Sequence[Row]) -> Records:
             )
             for row in rows
         ],
+    )
+
+
+def with_content_hash(table: sa.Table, records: Records) -> Records:
+    """The records with `content_hash` appended: a hash of their JSON values (`raw`, the
+    object as SendGrid sent it, and what is derived from it with other data, such as
+    `custom_fields`). The typed columns come from the same JSON."""
+    json_at = [i for i, name in enumerate(records.columns) if is_json(table.c[name])]
+    return Records(
+        (*records.columns, "content_hash"),
+        [(*values, content_hash(values[i] for i in json_at)) for values in records.values],
     )
 
 
@@ -131,21 +153,28 @@ class Listing:
         records = page if isinstance(page, Records) else as_records(self.table, page)
         if not records.values:
             return 0
+        records = with_content_hash(self.table, records)
         at = records.columns.index(self.key)
         # One row per key, the last copy being the newest: PostgreSQL refuses to update a row
         # twice in one statement, and a COPY would hit the primary key.
         unique = list({values[at]: values for values in records.values}.values())
         async with self.connection.begin():
-            stored = await self._stored_keys([values[at] for values in unique])
+            stored = await self._stored_hashes([values[at] for values in unique])
             new = [values for values in unique if values[at] not in stored]
-            seen = [values for values in unique if values[at] in stored]
+            # A live stored object with the same hash is left alone; the rest are merged,
+            # which compares every column again.
+            changed = [
+                values
+                for values in unique
+                if values[at] in stored and stored[values[at]] != values[-1]
+            ]
             if self._postgres:
                 await self._copy(self.table.name, self.table.schema, records.columns, new)
-                updated = await self._merge_postgres(records.columns, seen)
+                updated = await self._merge_postgres(records.columns, changed)
                 await self._copy(_LISTED, None, ("key",), [(key,) for key in stored])
             else:
                 await self._insert_sqlite(records.columns, new)
-                updated = await self._merge_sqlite(records.columns, seen)
+                updated = await self._merge_sqlite(records.columns, changed)
                 if stored:
                     await self.connection.exec_driver_sql(
                         f"INSERT OR IGNORE INTO temp.{_LISTED} (key) VALUES (?)",
@@ -153,7 +182,7 @@ class Listing:
                     )
         self.counts.inserted += len(new)
         self.counts.updated += updated
-        self.counts.unchanged += len(seen) - updated
+        self.counts.unchanged += len(stored) - updated
         return len(unique)
 
     async def mark_missing_deleted(self, now: datetime) -> int:
@@ -175,23 +204,24 @@ class Listing:
             )
         return int(result.rowcount or 0)
 
-    async def _stored_keys(self, keys: list[Any]) -> set[Any]:
+    async def _stored_hashes(self, keys: list[Any]) -> dict[Any, int | None]:
+        """Of `keys`, those stored: their `content_hash`, or None if the object is marked
+        deleted (or was written before hashes existed), so that it is written again."""
         key = self._quote(self.key)
-        if self._postgres:
-            # Bound as one JSON array: asyncpg encodes a text[] element by element.
-            result = await self.connection.exec_driver_sql(
-                f"SELECT t.{key} FROM {self._target} t "
-                f"JOIN jsonb_array_elements_text($1::text::jsonb) AS u(key) ON t.{key} = u.key",
-                (dump_json(keys),),
-            )
-            return {row[0] for row in result}
-        stored: set[Any] = set()
-        column = self.table.c[self.key]
-        for start in range(0, len(keys), _SQLITE_LOOKUP_CHUNK):
-            chunk = keys[start : start + _SQLITE_LOOKUP_CHUNK]
-            result = await self.connection.execute(sa.select(column).where(column.in_(chunk)))
-            stored.update(result.scalars())
-        return stored
+        live_hash = "CASE WHEN t.deleted_at IS NULL THEN t.content_hash END"
+        # Bound as one JSON array: asyncpg encodes a text[] element by element, and SQLite
+        # has a limit on bound parameters.
+        ids = (
+            f"jsonb_array_elements_text($1::text::jsonb) AS u(key) ON t.{key} = u.key"
+            if self._postgres
+            else f"json_each(?) u ON t.{key} = u.value"
+        )
+        result = await self.connection.exec_driver_sql(
+            f"SELECT t.{key}, {live_hash} FROM {self._target} t JOIN {ids}", (dump_json(keys),)
+        )
+        # The driver's rows are (key, hash) pairs; the typing knows only "a tuple".
+        rows = cast("Iterable[tuple[Any, int | None]]", result)
+        return {stored_key: stored_hash for stored_key, stored_hash in rows}
 
     async def _copy(
         self,

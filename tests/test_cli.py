@@ -131,6 +131,33 @@ def test_migrate_twice_is_idempotent(
     assert query(empty_database_url, sa.text("SELECT count(*) FROM sendgrid.activity")) == [(0,)]
 
 
+def test_migrate_brings_a_version_1_source_schema_to_content_hashes(
+    cli: Invoke,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sendgrid: respx.MockRouter,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    assert cli("migrate").exit_code == 0
+    assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    objects = ("lists", "segments", "recipients", "campaigns")
+    # What version 1 created: the object tables without `content_hash`.
+    for table in objects:
+        query(empty_database_url, sa.text(f"ALTER TABLE sendgrid.{table} DROP COLUMN content_hash"))
+    query(empty_database_url, sources.update().values(schema_version=1))
+
+    result = cli("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert "source schemas: upgraded sendgrid" in result.output
+    for table in objects:
+        assert (
+            query(empty_database_url, sa.text(f"SELECT content_hash FROM sendgrid.{table}")) == []
+        )
+    rows = query(empty_database_url, sa.select(sources.c.schema_version))
+    assert [row.schema_version for row in rows] == [2]
+
+
 def test_sources_need_a_migrated_database(
     cli: Invoke, empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

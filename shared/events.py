@@ -285,5 +285,5 @@ def event_id(event: dict[str, Any]) -> str:
 
 
 def custom_args(event: dict[str, Any]) -> dict[str, Any]:
-    # Most events carry few custom keys: find them with one set operation in C.
-    return {key: event[key] for key in event.keys() - KNOWN_KEYS}
+    # In the event's own key order; measured faster than a set difference of the keys.
+    return {key: value for key, value in event.items() if key not in KNOWN_KEYS}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,10 +45,9 @@ _BOOKKEEPING = ("synced_at", "deleted_at")
 
 def content_hash(json_values: Iterable[str | None]) -> int:
     """A stable 64-bit hash (BIGINT) of a row's JSON values, as text."""
-    digest = hashlib.blake2b(digest_size=8)
-    for value in json_values:
-        digest.update(b"\x00" if value is None else value.encode() + b"\x1e")
-    return int.from_bytes(digest.digest(), "big", signed=True)
+    # One string and one digest per row: JSON text never holds \x1e or \x00 unescaped.
+    text = "\x1e".join("\x00" if value is None else value for value in json_values)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), signed=True)
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -76,10 +76,16 @@ def with_content_hash(table: sa.Table, records: Records) -> Records:
     """The records with `content_hash` appended: a hash of their JSON values (`raw`, the
     object as SendGrid sent it, and what is derived from it with other data, such as
     `custom_fields`). The typed columns come from the same JSON."""
-    json_at = [i for i, name in enumerate(records.columns) if is_json(table.c[name])]
+    positions = [i for i, name in enumerate(records.columns) if is_json(table.c[name])]
+    if len(positions) == 1:  # itemgetter of one position gives the value, not a tuple
+        (only,) = positions
+        hashes = [content_hash((values[only],)) for values in records.values]
+    else:
+        json_values = operator.itemgetter(*positions)
+        hashes = [content_hash(json_values(values)) for values in records.values]
     return Records(
         (*records.columns, "content_hash"),
-        [(*values, content_hash(values[i] for i in json_at)) for values in records.values],
+        [(*values, digest) for values, digest in zip(records.values, hashes, strict=True)],
     )
 
 

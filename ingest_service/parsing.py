@@ -1,4 +1,4 @@
-"""From a webhook body to rows: decoding, JSON parsing, per-event validation.
+"""From a webhook body to records: decoding, JSON parsing, per-event validation.
 
 A body that is not a JSON array of objects is refused as a whole (400). Inside a good array,
 an event of an unknown type or one that fails validation becomes a `rejected` row with the

@@ -1,11 +1,13 @@
 """Group commit: concurrent webhook requests share one transaction, and every request is
 answered only after the transaction holding its events has committed.
 
-A request hands its parsed batch to `EventWriter.write` and waits. Writer tasks collect
-submissions until `max_events` or `linger` is reached, write them all with the fastest bulk
-path the backend has, commit, and resolve each request's future with its own counts. If
-the write fails, every request of the group gets the error (answered 503), so SendGrid
-resends and nothing is lost; de-duplication absorbs whatever had in fact been written.
+A request hands its parsed batch to `EventWriter.write` and waits. The batch is split by
+event table across the writer's lanes (one lane on SQLite). Each lane's task collects
+submissions until `max_events` or `linger` is reached, writes them all with the fastest
+bulk path the backend has, commits, and resolves each submission's future with its own
+counts; the request is answered once all its parts are committed. If a write fails, every
+request of the group gets the error (answered 503), so SendGrid resends and nothing is lost;
+de-duplication absorbs whatever had in fact been written.
 """
 
 from __future__ import annotations

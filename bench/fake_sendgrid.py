@@ -3,7 +3,8 @@
 Prism (the spec's mock server) cannot exercise a sync: it ignores page tokens, hands out
 off-host `next` links, never finishes an export and sends no rate-limit headers. This fake
 serves real page tokens with `next` links on its own host, an export job that goes pending ->
-ready and streams a gzip CSV generated on the fly (so a million contacts cost no memory),
+ready and serves gzip CSV files made while the job is pending, as SendGrid does (a million
+contacts are about 30 MB of gzip in this process's memory),
 `X-RateLimit-*` headers on every answer, and a 429 every `rate_limit_every` requests.
 `POST /fake/contacts/edit?share=0.01` edits a share of the contacts (name, orders, updated_at),
 so the next export differs from the last one by exactly that share.
@@ -15,6 +16,7 @@ so the next export differs from the last one by exactly that share.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 import uuid
 import zlib
@@ -77,8 +79,17 @@ def _export_rows(state: FakeAccountState, part: int, revision: int = 0) -> Itera
     yield compressor.compress("".join(lines).encode()) + compressor.flush()
 
 
+_DOWNLOAD_CHUNK = 64 * 1024
+
+
+def _export_files(state: FakeAccountState, revision: int) -> list[bytes]:
+    return [b"".join(_export_rows(state, part, revision)) for part in range(state.export_files)]
+
+
 def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
     account = state or FakeAccountState()
+    # Export id -> its files, made in a thread as soon as the job is started.
+    files: dict[str, asyncio.Task[list[bytes]]] = {}
     app = FastAPI(title="fake SendGrid")
     app.state.account = account
 
@@ -165,6 +176,11 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
         export_id = str(uuid.uuid4())
         account.exports[export_id] = 0
         account.export_revisions[export_id] = account.revision
+        # Like SendGrid, the files are made while the job is pending, not while they are
+        # downloaded: the benchmark's download then measures the sync, not this fake.
+        files[export_id] = asyncio.create_task(
+            asyncio.to_thread(_export_files, account, account.revision)
+        )
         url = f"{request.base_url}v3/marketing/contacts/exports/{export_id}"
         return {"id": export_id, "_metadata": {"self": url}}
 
@@ -181,6 +197,7 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
             "expires_at": "2026-11-30T09:00:00Z",
         }
         if account.exports[export_id] > account.polls_before_ready:
+            await files[export_id]  # ready only once its files are made
             body |= {
                 "status": "ready",
                 "completed_at": "2026-11-27T09:01:10Z",
@@ -199,8 +216,9 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
             return Response("Only one auth mechanism allowed", status_code=400)
         if export_id not in account.exports or not 0 <= part < account.export_files:
             return Response("NoSuchKey", status_code=404)
-        rows = _export_rows(account, part, account.export_revisions[export_id])
-        return StreamingResponse(rows, media_type="application/gzip")
+        data = (await files[export_id])[part]
+        chunks = (data[i : i + _DOWNLOAD_CHUNK] for i in range(0, len(data), _DOWNLOAD_CHUNK))
+        return StreamingResponse(chunks, media_type="application/gzip")
 
     @app.post("/fake/contacts/edit")
     async def edit_contacts(share: float = 0.01) -> dict[str, Any]:

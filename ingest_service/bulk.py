@@ -25,13 +25,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest_service.parsing import ID_AT, RAW_AT, EventRecord, RejectedRow
-from shared.bulk_values import converted, dialect_converters, is_json
+from shared.bulk_values import converted, dialect_converters, is_json, keys_in_json
 from shared.events import canonical_json, dump_json, load_json
 
 _SQLITE_CHUNK = 500  # stays under SQLite's bound-parameter limit in `id IN (...)`
-# Ids bound as one JSON array (text) rather than a text[]: asyncpg encodes an array element
-# by element in Python, about four times the CPU of one orjson dump, and slower end to end.
-IDS_FROM_JSON = "jsonb_array_elements_text($1::text::jsonb) AS u(id)"
 
 _by_id = operator.itemgetter(ID_AT)
 
@@ -74,7 +71,7 @@ async def _insert_copy(
     violation, the whole group commit is retried, and the retry's look-up skips it.
     """
     existing = await connection.exec_driver_sql(
-        f"SELECT t.id FROM {table.schema}.{table.name} t JOIN {IDS_FROM_JSON} ON t.id = u.id",
+        f"SELECT t.id FROM {table.schema}.{table.name} t JOIN {keys_in_json('postgresql', 'id')}",
         (_ids_json(records),),
     )
     present = {row[0] for row in existing}
@@ -150,11 +147,10 @@ def _sqlite_values(
 async def _insert_sqlite(
     connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
 ) -> set[str]:
-    # One look-up for the whole list: SQLite reads the JSON array of ids itself.
     existing = {
         row[0]
         for row in await connection.exec_driver_sql(
-            f"SELECT t.id FROM {table.schema}.{table.name} t JOIN json_each(?) u ON t.id = u.value",
+            f"SELECT t.id FROM {table.schema}.{table.name} t JOIN {keys_in_json('sqlite', 'id')}",
             (_ids_json(records),),
         )
     }

@@ -28,7 +28,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.bulk_values import converted, dialect_converters, is_json
+from shared.bulk_values import converted, dialect_converters, is_json, keys_in_json
 from shared.events import canonical_json, dump_json
 from sync_service.records import Records, Row
 
@@ -169,10 +169,11 @@ class Listing:
             new = [values for values in unique if values[at] not in stored]
             # A live stored object with the same hash is left alone; the rest are merged,
             # which compares every column again.
+            hash_at = records.columns.index("content_hash")
             changed = [
                 values
                 for values in unique
-                if values[at] in stored and stored[values[at]] != values[-1]
+                if values[at] in stored and stored[values[at]] != values[hash_at]
             ]
             if self._postgres:
                 await self._copy(self.table.name, self.table.schema, records.columns, new)
@@ -215,13 +216,7 @@ class Listing:
         deleted (or was written before hashes existed), so that it is written again."""
         key = self._quote(self.key)
         live_hash = "CASE WHEN t.deleted_at IS NULL THEN t.content_hash END"
-        # Bound as one JSON array: asyncpg encodes a text[] element by element, and SQLite
-        # has a limit on bound parameters.
-        ids = (
-            f"jsonb_array_elements_text($1::text::jsonb) AS u(key) ON t.{key} = u.key"
-            if self._postgres
-            else f"json_each(?) u ON t.{key} = u.value"
-        )
+        ids = keys_in_json(self.connection.dialect.name, key)
         result = await self.connection.exec_driver_sql(
             f"SELECT t.{key}, {live_hash} FROM {self._target} t JOIN {ids}", (dump_json(keys),)
         )

@@ -172,9 +172,37 @@ def _process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the service and its parser processes)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            parents[int(entry.name)] = int(stat[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        tree += children
+        frontier = children
+    return tree
+
+
+def _tree_cpu(pid: int) -> float:
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += _process_cpu(member)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def cpu_seconds(service_pid: int) -> tuple[float, float, float]:
-    """CPU seconds used so far by the service, this process, and every PostgreSQL process
-    (on this machine: the benchmark's own cluster)."""
+    """CPU seconds used so far by the service (with its parser processes), this process, and
+    every PostgreSQL process (on this machine: the benchmark's own cluster)."""
     postgres = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -183,14 +211,22 @@ def cpu_seconds(service_pid: int) -> tuple[float, float, float]:
                     postgres += _process_cpu(int(entry.name))
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
-    return _process_cpu(service_pid), time.process_time(), postgres
+    return _tree_cpu(service_pid), time.process_time(), postgres
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The peak resident memory of `pid` plus that of each of its descendants: the sum of
+    the peaks, which is never less than the peak of the sum."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 async def count_events(settings: Settings, schema: str) -> int:
@@ -357,7 +393,7 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
             profile = os.environ.get("BENCH_PROFILE")
             if profile:
                 subprocess.Popen(
-                    ["py-spy", "record", "-p", str(service.pid), "-d", "8", "--format", "raw",
+                    ["py-spy", "record", "-p", str(service.pid), "-d", "8", "--format", "raw", "-s",
                      "-o", f"{profile}/ingest-{backend}.txt"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip

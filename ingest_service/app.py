@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from ingest_service import sources_api, webhook
+from ingest_service.parsers import ParserPool
 from ingest_service.writer import EventWriter
 from shared.db import create_engine
 from shared.registry import SourceRegistry
@@ -28,17 +29,21 @@ def create_app(settings: Settings) -> FastAPI:
             # SQLite takes one writer at a time whatever the setting.
             writers=1 if settings.is_sqlite else settings.INGEST_WRITERS,
         )
+        parsers = ParserPool(settings.INGEST_PARSERS)
         async with httpx.AsyncClient() as http:
             registry = SourceRegistry(engine, settings, http)
             app.state.registry = registry
             app.state.webhook_targets = webhook.WebhookTargets(registry)
             app.state.writer = writer
+            app.state.parsers = parsers
             app.state.admission = webhook.Admission()
+            await parsers.start()
             await writer.start()
             try:
                 yield
             finally:
                 await writer.stop()
+                await parsers.stop()
                 await engine.dispose()
 
     app = create_service_app(

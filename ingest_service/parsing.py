@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ingest_service.event_values import ValuesReader, values_reader
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.events import (
     EVENT_TYPES,
@@ -56,6 +57,7 @@ RAW_AT = -2  # ... and `raw` its last but one, before `received_at`.
 class _Layout:
     values_of: Callable[[dict[str, Any]], tuple[Any, ...]]
     json_positions: tuple[int, ...]
+    read_values: ValuesReader | None  # the values without pydantic, when none need coercion
 
 
 def _layout(model: type[WebhookEvent]) -> _Layout:
@@ -64,6 +66,7 @@ def _layout(model: type[WebhookEvent]) -> _Layout:
     return _Layout(
         operator.itemgetter(*names),
         tuple(i for i, name in enumerate(names) if name in json_fields),
+        values_reader(model, names),
     )
 
 
@@ -160,20 +163,22 @@ def _event_row(
         batch.rejected.append(RejectedRow.of(reason, _payload(item), _text_or_none(kind)))
         return "", None
     table, model = known
-    try:
-        event = model.model_validate(item)
-    except ValidationError as exc:
-        reason = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'event'}: {error['msg']}"
-            for error in exc.errors(include_url=False)
-        )
-        batch.rejected.append(
-            RejectedRow.of(f"invalid {kind} event: {reason}", _payload(item), kind)
-        )
-        return "", None
-    # The models are flat: their fields are already the column values.
     layout = _LAYOUTS[model]
-    values = layout.values_of(event.__dict__)
+    values = layout.read_values(item) if layout.read_values is not None else None
+    if values is None:
+        try:
+            event = model.model_validate(item)
+        except ValidationError as exc:
+            reason = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or 'event'}: {error['msg']}"
+                for error in exc.errors(include_url=False)
+            )
+            batch.rejected.append(
+                RejectedRow.of(f"invalid {kind} event: {reason}", _payload(item), kind)
+            )
+            return "", None
+        # The models are flat: their fields are already the column values.
+        values = layout.values_of(event.__dict__)
     if layout.json_positions:
         listed = list(values)
         for i in layout.json_positions:

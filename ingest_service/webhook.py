@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from ingest_service.parsing import ParsedBatch, RejectedRow, decompress, parse_body
+from ingest_service.parsers import ParserPool
+from ingest_service.parsing import ParsedBatch, RejectedRow, decompress
 from ingest_service.writer import EventWriter, WriteFailed
 from shared.errors import AppError, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable
 from shared.registry import SourceRegistry
@@ -125,6 +126,7 @@ async def receive_events(source_id: str, token: str, request: Request) -> Webhoo
     settings: Settings = request.app.state.settings
     targets: WebhookTargets = request.app.state.webhook_targets
     writer: EventWriter = request.app.state.writer
+    parsers: ParserPool = request.app.state.parsers
     target = await targets.get(source_id)
     if target is None or not hmac.compare_digest(token.encode(), target.token.encode()):
         raise NotFound(_NOT_FOUND)
@@ -139,11 +141,15 @@ async def receive_events(source_id: str, token: str, request: Request) -> Webhoo
             retry_after=settings.INGEST_OVERLOAD_RETRY_AFTER,
         )
     with admission.admit():
-        return await _receive(request, target, settings, writer)
+        return await _receive(request, target, settings, writer, parsers)
 
 
 async def _receive(
-    request: Request, target: WebhookTarget, settings: Settings, writer: EventWriter
+    request: Request,
+    target: WebhookTarget,
+    settings: Settings,
+    writer: EventWriter,
+    parsers: ParserPool,
 ) -> WebhookAccepted:
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     body = decompress(
@@ -163,8 +169,7 @@ async def _receive(
             raise Forbidden(f"signature check failed: {exc}") from None
     received_at = datetime.now(UTC)
     try:
-        # In a worker thread: a body of a million tiny events must not stall the event loop.
-        batch = await asyncio.to_thread(parse_body, body, received_at, settings.WEBHOOK_MAX_EVENTS)
+        batch = await parsers.parse(body, received_at, settings.WEBHOOK_MAX_EVENTS)
     except AppError as exc:
         # Authenticated but unreadable: keep the bytes so nothing sent is lost, then refuse.
         kept = ParsedBatch(rejected=[RejectedRow.of(f"body refused: {exc.message}", body)])

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # Lanes of group commits (PostgreSQL; SQLite always 1). Each event table belongs to one
     # lane, so lanes overlap their database round trips without racing on an id.
     INGEST_WRITERS: int = Field(2, ge=1, le=12)
+    # Processes that parse and validate webhook bodies beside the service, so that work runs
+    # on another core; 0 parses in a thread of the service (best on a single core).
+    INGEST_PARSERS: int = Field(1, ge=0, le=16)
     DATABASE_RETRY_AFTER: int = Field(30, ge=1)
     # Load shedding: past this many webhook requests being read, parsed or waiting for their
     # commit, new ones get 503 at once (SendGrid resends) instead of queueing into ever-longer

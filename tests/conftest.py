@@ -123,6 +123,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         SECRET_KEY=secrets.token_urlsafe(32),
         SENDGRID_API_URL=SENDGRID_TEST_URL,
         PUBLIC_URL="http://ingest.test",
+        # Parsing in a thread: a parser process would add a second of start-up to every
+        # test's app. tests/test_parser_processes.py and the fault tests, which start the
+        # service as deployed, run the processes.
+        INGEST_PARSERS=0,
     )
 
 

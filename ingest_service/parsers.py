@@ -1,0 +1,89 @@
+"""Parser processes: webhook bodies are parsed and validated beside the service, not in it.
+
+Parsing a batch is pure Python work, about 20 µs an event, and in the service's process it
+holds the interpreter lock that the event loop needs for HTTP and for encoding the writers'
+COPY data. In a parser process it runs on another core, and the records come back pickled,
+which costs the service about 2 µs an event to load.
+
+`INGEST_PARSERS=0` parses in a worker thread of the service instead (one core, or tests).
+A parser process that dies (killed, out of memory) fails only the requests it held: they are
+answered 503, so SendGrid resends them, and the next request starts a fresh pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
+
+from ingest_service.parsing import ParsedBatch, parse_body
+from shared.errors import ServiceUnavailable
+from shared.gc_tuning import tune_garbage_collection
+
+log = logging.getLogger("sendgrid_source.ingest")
+
+# Seconds SendGrid is asked to wait before resending after a parser process died.
+_RETRY_AFTER_SECONDS = 5
+
+
+class ParserPool:
+    """`processes` parser processes, or parsing in a thread when it is 0."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def start(self) -> None:
+        if self.processes:
+            self._executor = self._new_executor()
+            await self._warm_up(self._executor)
+
+    async def stop(self) -> None:
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+    async def parse(self, body: bytes, received_at: datetime, max_events: int) -> ParsedBatch:
+        """`parse_body` in a parser process; its errors (BadRequest, PayloadTooLarge) come
+        back as themselves."""
+        if not self.processes:
+            # In a worker thread: a body of a million tiny events must not stall the loop.
+            return await asyncio.to_thread(parse_body, body, received_at, max_events)
+        executor = self._executor
+        if executor is None:  # the last pool broke: start another
+            executor = self._executor = self._new_executor()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, parse_body, body, received_at, max_events)
+        except BrokenProcessPool:
+            if self._executor is executor:
+                self._executor = None
+                executor.shutdown(wait=False, cancel_futures=True)
+                log.warning("a parser process died; starting a new pool")
+            raise ServiceUnavailable(
+                "the events were not stored: a parser process stopped while reading them; "
+                "retry later",
+                retry_after=_RETRY_AFTER_SECONDS,
+            ) from None
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # `spawn`, not `fork`: the service has threads and open connections a fork would copy.
+        return ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=tune_garbage_collection,
+        )
+
+    async def _warm_up(self, executor: ProcessPoolExecutor) -> None:
+        """Start every process and import the models now, not on the first webhooks."""
+        loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        await asyncio.gather(
+            *(
+                loop.run_in_executor(executor, parse_body, b"[]", now, 1)
+                for _ in range(self.processes)
+            )
+        )

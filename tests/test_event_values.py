@@ -1,0 +1,134 @@
+"""The fast path from an event to its column values gives the pydantic models' answer.
+
+`ingest_service.event_values` reads the values of events that need no coercion straight
+from the dict and hands every other event to the model. Both paths must give the same
+values, and an event the model refuses must never be accepted by the fast path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from ingest_service.event_values import values_reader
+from shared.events import EVENT_TYPES, WebhookEvent
+from shared.tables import event_value_fields
+from tests.webhook_helpers import sample_events
+
+MODELS = sorted({model for _, model in EVENT_TYPES.values()}, key=lambda model: model.__name__)
+
+
+def model_values(model: type[WebhookEvent], item: dict[str, Any]) -> tuple[Any, ...] | None:
+    try:
+        event = model.model_validate(item)
+    except ValidationError:
+        return None
+    return tuple(event.__dict__[name] for name in event_value_fields(model))
+
+
+def fast_values(model: type[WebhookEvent], item: dict[str, Any]) -> tuple[Any, ...] | None:
+    reader = values_reader(model, event_value_fields(model))
+    assert reader is not None, f"{model.__name__} has no fast path"
+    return reader(item)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda model: model.__name__)
+def test_every_event_model_has_a_fast_path(model: type[WebhookEvent]) -> None:
+    assert values_reader(model, event_value_fields(model)) is not None
+
+
+def test_the_documentation_samples_take_the_fast_path_with_the_models_values() -> None:
+    taken = 0
+    for item in sample_events():
+        model = EVENT_TYPES[item["event"]][1]
+        fast = fast_values(model, item)
+        if fast is not None:
+            taken += 1
+            assert fast == model_values(model, item), item["event"]
+    # The samples are what SendGrid sends: all of them need no coercion.
+    assert taken == len(sample_events())
+
+
+@pytest.mark.parametrize(
+    ("model", "item"),
+    [
+        (EVENT_TYPES["open"][1], {"event": "open", "email": "a@example.com"}),  # no timestamp
+        (EVENT_TYPES["open"][1], {"event": "open", "timestamp": None}),
+        (EVENT_TYPES["open"][1], {"event": "open", "timestamp": True}),
+        (EVENT_TYPES["open"][1], {"event": "open", "timestamp": 1e300}),
+        (EVENT_TYPES["open"][1], {"event": "open", "timestamp": 1, "asm_group_id": 2**63}),
+        (EVENT_TYPES["open"][1], {"event": "open", "timestamp": 1, "sg_machine_open": 2}),
+        (EVENT_TYPES["open"][1], {"event": "open", "timestamp": 1, "email": ["a"]}),
+        (EVENT_TYPES["open"][1], {"event": "open", "timestamp": 1, "newsletter": []}),
+        (EVENT_TYPES["dropped"][1], {"event": "dropped", "timestamp": 1, "smtp_id": "<a>"}),
+        (EVENT_TYPES["dropped"][1], {"event": "dropped", "timestamp": 1, "category": [1]}),
+        (EVENT_TYPES["deferred"][1], {"event": "deferred", "timestamp": 1, "attempt": "١"}),
+    ],
+    ids=[
+        "missing timestamp", "null timestamp", "boolean timestamp", "timestamp out of range",
+        "integer beyond 64 bits", "tls-like flag of 2", "list for text", "list for object",
+        "field name beside its alias", "non-text category", "non-ASCII digit",
+    ],
+)  # fmt: skip
+def test_values_that_need_the_model_are_left_to_it(
+    model: type[WebhookEvent], item: dict[str, Any]
+) -> None:
+    assert fast_values(model, item) is None
+
+
+def test_the_lenient_values_are_read_as_the_model_reads_them() -> None:
+    model = EVENT_TYPES["deferred"][1]
+    item = {
+        "event": "deferred", "timestamp": 1_700_000_000_123, "attempt": "3", "tls": 1,
+        "category": "one", "sg_user_id": 42, "phase_id": 7, "from": "x@example.com",
+    }  # fmt: skip
+
+    fast = fast_values(model, item)
+
+    assert fast is not None
+    assert fast == model_values(model, item)
+
+
+# Values of every JSON kind, including the awkward ones, for every field of every model.
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.sampled_from([0, 1, 1_700_000_000, 1_700_000_000_000, -1])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from(["0", "1", "12", "-3", " 4", "1.5", "true", "x"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> tuple[type[WebhookEvent], dict[str, Any]]:
+    kind = draw(st.sampled_from(sorted(EVENT_TYPES)))
+    model = EVENT_TYPES[kind][1]
+    keys = sorted(
+        {field.alias or name for name, field in model.model_fields.items()}
+        | {"smtp_id", "pool", "url_offset", "custom"}
+    )
+    item = draw(st.dictionaries(st.sampled_from(keys), json_values, max_size=8))
+    item["event"] = kind
+    if draw(st.booleans()):
+        item["timestamp"] = draw(st.integers(min_value=0, max_value=2_000_000_000))
+    return model, item
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(events())
+def test_on_any_event_the_fast_path_agrees_with_the_model_or_defers_to_it(
+    case: tuple[type[WebhookEvent], dict[str, Any]],
+) -> None:
+    model, item = case
+    fast = fast_values(model, item)
+    if fast is not None:
+        assert fast == model_values(model, item)

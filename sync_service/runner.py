@@ -84,11 +84,17 @@ _END = object()
 Page = TypeVar("Page")
 
 
+# Pages read ahead of the writer: several, so that reading goes on while the database works
+# through a page's COPY (measured 2-20% more contacts per second than one page ahead, for
+# about 25 MB more at 5,000 contacts a page).
+_PAGES_AHEAD = 4
+
+
 async def read_ahead(pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
     """Pages in order, the next one read (downloaded, parsed, built) while the caller writes
     this one, so the database works while the sync parses. A reader's error comes after the
     pages read before it, so those are still written."""
-    queue: asyncio.Queue[Page | Exception | object] = asyncio.Queue(maxsize=1)
+    queue: asyncio.Queue[Page | Exception | object] = asyncio.Queue(maxsize=_PAGES_AHEAD)
 
     async def produce() -> None:
         try:

@@ -17,7 +17,6 @@ objects it neither wrote nor saw are marked deleted.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk_values import converted, dialect_converters, is_json, keys_in_json
 from shared.events import canonical_json, dump_json
-from sync_service.records import Records, Row
+from sync_service.records import Records, Row, content_hash
 
 # Rows per page (one transaction) for collections read in bulk, i.e. the contacts export.
 # Neither path binds a parameter per value, so no backend limit applies; 5,000 rows of the
@@ -41,13 +40,6 @@ _STAGE = "_sync_stage"
 _LISTED = "_sync_listed"
 # Written by every page, so not part of what "changed" means.
 _BOOKKEEPING = ("synced_at", "deleted_at")
-
-
-def content_hash(json_values: Iterable[str | None]) -> int:
-    """A stable 64-bit hash (BIGINT) of a row's JSON values, as text."""
-    # One string and one digest per row: JSON text never holds \x1e or \x00 unescaped.
-    text = "\x1e".join("\x00" if value is None else value for value in json_values)
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), signed=True)
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -75,7 +67,10 @@ def as_records(table: sa.Table, rows: Sequence[Row]) -> Records:
 def with_content_hash(table: sa.Table, records: Records) -> Records:
     """The records with `content_hash` appended: a hash of their JSON values (`raw`, the
     object as SendGrid sent it, and what is derived from it with other data, such as
-    `custom_fields`). The typed columns come from the same JSON."""
+    `custom_fields`). The typed columns come from the same JSON. Records built with their
+    hash (`ContactRecords`) are returned as they are."""
+    if "content_hash" in records.columns:
+        return records
     positions = [i for i, name in enumerate(records.columns) if is_json(table.c[name])]
     if len(positions) == 1:  # itemgetter of one position gives the value, not a tuple
         (only,) = positions

@@ -438,6 +438,10 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
     )
 
 
+def _per_event_us(figures: IngestFigures, process: int) -> str:
+    return f"{figures.cpu[process] / figures.events_per_s * 1e6:.0f} µs"
+
+
 def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
     f = figures
     limit_kind = "COPY" if f.backend == "postgresql" else "executemany"
@@ -469,12 +473,17 @@ def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
             f"{f.p50_half_ms:.0f} / {f.p99_half_ms:.0f}",
             "target p99 ≤ 250 ms",
         ),
-        ("peak RSS of the service, MB", f"{f.rss_mb:.0f}", "target ≤ 250 MB"),
+        (
+            "peak RSS of the service (with its parser processes), MB",
+            f"{f.rss_mb:.0f}",
+            "target ≤ 250 MB",
+        ),
         (
             "cores busy at the maximum rate: service / load generator"
             + (" / PostgreSQL" if f.backend == "postgresql" else ""),
             " / ".join(f"{share:.2f}" for share in f.cpu[: 3 if f.backend == "postgresql" else 2]),
-            f"of {os.cpu_count()} cores",
+            f"of {os.cpu_count()} cores; CPU per event: service {_per_event_us(f, 0)}"
+            + (f", PostgreSQL {_per_event_us(f, 2)}" if f.backend == "postgresql" else ""),
         ),
         (
             "group commits / of them written again after racing the other writer",

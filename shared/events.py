@@ -22,7 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 _MILLISECONDS_THRESHOLD = 100_000_000_000
 
 
-def _to_utc(value: object) -> object:
+def to_utc(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("timestamp must be a unix time, not a boolean")
     if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
@@ -39,7 +39,7 @@ def _to_utc(value: object) -> object:
 _INT64 = range(-(2**63), 2**63)
 
 
-def _lenient_int(value: object) -> object:
+def lenient_int(value: object) -> object:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
@@ -47,7 +47,7 @@ def _lenient_int(value: object) -> object:
     return value
 
 
-def _lenient_bool(value: object) -> object:
+def lenient_bool(value: object) -> object:
     if isinstance(value, bool):
         return value
     if value in (0, 1, "0", "1"):
@@ -55,7 +55,7 @@ def _lenient_bool(value: object) -> object:
     return value
 
 
-def _category_list(value: object) -> object:
+def category_list(value: object) -> object:
     if value is None:
         return []
     if isinstance(value, str):
@@ -65,13 +65,13 @@ def _category_list(value: object) -> object:
     return value
 
 
-UnixTime = Annotated[datetime, BeforeValidator(_to_utc)]
-LenientInt = Annotated[int | None, BeforeValidator(_lenient_int)]
-LenientBool = Annotated[bool | None, BeforeValidator(_lenient_bool)]
+UnixTime = Annotated[datetime, BeforeValidator(to_utc)]
+LenientInt = Annotated[int | None, BeforeValidator(lenient_int)]
+LenientBool = Annotated[bool | None, BeforeValidator(lenient_bool)]
 # Opaque identifiers arrive as numbers in some payloads (pool.id, phase_id): the models
 # coerce numbers to text (`coerce_numbers_to_str`), which pydantic does without Python calls.
 Text = str | None
-Categories = Annotated[list[str], BeforeValidator(_category_list)]
+Categories = Annotated[list[str], BeforeValidator(category_list)]
 
 
 class WebhookEvent(BaseModel):

@@ -37,7 +37,7 @@ from sync_service.ledger import (
 )
 from sync_service.readers import MARKETING_READERS, CollectionReader, ReadContext
 from sync_service.run_claims import HEARTBEAT_SECONDS, RunClaim
-from sync_service.upserts import Listing
+from sync_service.upserts import Listing, copy_connection
 
 log = logging.getLogger("sendgrid_source.sync")
 
@@ -150,7 +150,8 @@ async def sync_collection(
         context = ReadContext(started, deps.export, await _stored_objects(deps, table, reader))
         async with (
             deps.engine.connect() as connection,
-            Listing(connection, table, started) as listing,
+            copy_connection(deps.engine) as copier,
+            Listing(connection, table, started, copier) as listing,
         ):
             async for page in read_ahead(reader.read(client, context)):
                 result.rows_upserted += await listing.write(page)

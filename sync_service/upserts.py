@@ -142,17 +142,22 @@ class Listing:
         self._target = preparer.format_table(table)
         self._quote = preparer.quote
         self._copy_connection = copy_connection if self._postgres else None
-        # The COPY in flight, if any, and its records' columns.
-        self._copying: asyncio.Task[list[tuple[Any, ...]]] | None = None
+        # The keys seen live where they are written: on the COPY connection if there is one.
+        self._listing_connection = self._copy_connection or connection
+        # The COPY in flight, if any: its records' columns, and its task, which gives back
+        # the records it could not COPY and the stored keys it was to list.
+        self._copying: asyncio.Task[tuple[list[tuple[Any, ...]], list[Any]]] | None = None
         self._copied_columns: Sequence[str] = ()
 
     async def __aenter__(self) -> Listing:
-        async with self.connection.begin():
-            if self._postgres:
-                await self.connection.exec_driver_sql(
+        if self._postgres:
+            async with self._listing_connection.begin():
+                await self._listing_connection.exec_driver_sql(
                     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_LISTED} (key text)"
                 )
-                await self.connection.exec_driver_sql(f"TRUNCATE {_LISTED}")
+                await self._listing_connection.exec_driver_sql(f"TRUNCATE {_LISTED}")
+        async with self.connection.begin():
+            if self._postgres:
                 # Created once per listing, emptied by each page's commit: no catalog
                 # churn per page.
                 await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
@@ -182,8 +187,10 @@ class Listing:
         # A connection broken mid-listing is discarded with its temporary table; a live one
         # must not carry it back to the pool. Either way the listing's own error wins.
         with contextlib.suppress(sa.exc.SQLAlchemyError, OSError):
+            async with self._listing_connection.begin():
+                await self._listing_connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_LISTED}")
+        with contextlib.suppress(sa.exc.SQLAlchemyError, OSError):
             async with self.connection.begin():
-                await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_LISTED}")
                 if self._postgres:
                     await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
 
@@ -209,12 +216,14 @@ class Listing:
                 if values[at] in stored and stored[values[at]] != values[hash_at]
             ]
             if self._postgres:
-                if self._copy_connection is not None and new:
-                    await self._copy_in_background(self._copy_connection, records.columns, new)
+                updated = await self._merge_postgres(records.columns, changed)
+                if self._copy_connection is not None:
+                    await self._copy_in_background(
+                        self._copy_connection, records.columns, new, list(stored)
+                    )
                 else:
                     await self._copy(self.table.name, self.table.schema, records.columns, new)
-                updated = await self._merge_postgres(records.columns, changed)
-                await self._copy(_LISTED, None, ("key",), [(key,) for key in stored])
+                    await self._copy(_LISTED, None, ("key",), [(key,) for key in stored])
             else:
                 await self._insert_sqlite(records.columns, new)
                 updated = await self._merge_sqlite(records.columns, changed)
@@ -229,24 +238,37 @@ class Listing:
         return len(unique)
 
     async def _copy_in_background(
-        self, copy_connection: AsyncConnection, columns: Sequence[str], new: list[tuple[Any, ...]]
+        self,
+        copy_connection: AsyncConnection,
+        columns: Sequence[str],
+        new: list[tuple[Any, ...]],
+        seen: list[Any],
     ) -> None:
-        """COPY `new` on the COPY connection once the COPY before it is settled."""
+        """COPY `new` and list the `seen` keys on the COPY connection, once the COPY before
+        it is settled."""
         await self._settle_copy()
         self._copied_columns = columns
-        self._copying = asyncio.create_task(self._copy_elsewhere(copy_connection, columns, new))
+        self._copying = asyncio.create_task(
+            self._copy_elsewhere(copy_connection, columns, new, seen)
+        )
 
     async def _copy_elsewhere(
-        self, copy_connection: AsyncConnection, columns: Sequence[str], new: list[tuple[Any, ...]]
-    ) -> list[tuple[Any, ...]]:
-        """COPY `new` in a transaction of its own; returns the rows left to merge: none, or
-        all of them if one was stored by the page before while this page was looked up."""
+        self,
+        copy_connection: AsyncConnection,
+        columns: Sequence[str],
+        new: list[tuple[Any, ...]],
+        seen: list[Any],
+    ) -> tuple[list[tuple[Any, ...]], list[Any]]:
+        """COPY `new` and list `seen` in a transaction of its own. Returns what is left to
+        do: nothing, or all of it if one of `new` was stored by the page before while this
+        page was looked up."""
         try:
             async with copy_connection.begin():
                 await self._copy(self.table.name, self.table.schema, columns, new, copy_connection)
+                await self._copy(_LISTED, None, ("key",), [(key,) for key in seen], copy_connection)
         except (sa.exc.IntegrityError, asyncpg.UniqueViolationError):
-            return new
-        return []
+            return new, seen
+        return [], []
 
     async def _settle_copy(self) -> None:
         """Wait for the COPY in flight; its errors surface here. Rows it could not COPY are
@@ -254,7 +276,13 @@ class Listing:
         if self._copying is None:
             return
         task, self._copying = self._copying, None
-        refused = await task
+        refused, seen = await task
+        if seen:  # listed once the COPY connection is free again
+            assert self._copy_connection is not None
+            async with self._copy_connection.begin():
+                await self._copy(
+                    _LISTED, None, ("key",), [(key,) for key in seen], self._copy_connection
+                )
         if not refused:
             return
         at = self._copied_columns.index(self.key)
@@ -273,7 +301,8 @@ class Listing:
         listed = _LISTED if self._postgres else f"temp.{_LISTED}"
         async with self.connection.begin():
             await self._settle_copy()  # every page's objects are in before anything is deleted
-            result = await self.connection.execute(
+        async with self._listing_connection.begin():
+            result = await self._listing_connection.execute(
                 sa.text(
                     f"UPDATE {self._target} SET deleted_at = :now "
                     f"WHERE deleted_at IS NULL AND synced_at < :started AND NOT EXISTS "

@@ -100,3 +100,29 @@ async def test_a_copy_refused_by_an_object_stored_meanwhile_is_merged_instead(
     counts = listing.counts
     assert (counts.inserted, counts.updated, counts.unchanged) == (3, 1, 0)
     assert lookups[2] == ["b", "c"]  # the merge's own look-up, for the counts
+
+
+async def test_a_refused_page_still_lists_its_unchanged_objects_so_none_is_deleted(
+    engine: AsyncEngine, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgres":
+        pytest.skip("COPY connections are PostgreSQL's")
+    before = datetime.now(UTC)
+    await write_pages(engine, [page(("z", "Z"), at=before)], before)
+    now = datetime.now(UTC)
+    real_lookup = Listing._stored_hashes
+
+    async def b_looks_new(self: Listing, keys: list[Any]) -> dict[Any, int | None]:
+        found = await real_lookup(self, keys)
+        return {key: found_hash for key, found_hash in found.items() if key != "b"}
+
+    monkeypatch.setattr(Listing, "_stored_hashes", b_looks_new)
+    # Page 2's COPY is refused ("b" is page 1's), so "z", seen unchanged on page 2, is
+    # listed when the refusal is settled; mark_missing_deleted (in write_pages) finds
+    # nothing to delete.
+    pages = [page(("a", "A"), ("b", "B"), at=now), page(("b", "B"), ("z", "Z"), at=now)]
+
+    listing = await write_pages(engine, pages, now)
+
+    assert await stored(engine) == {"a": "A", "b": "B", "z": "Z"}
+    assert listing.counts.unchanged >= 1

@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -27,6 +30,20 @@ log = logging.getLogger("sendgrid_source.ingest")
 
 # Seconds SendGrid is asked to wait before resending after a parser process died.
 _RETRY_AFTER_SECONDS = 5
+
+
+def _start_parser_process(service_pid: int) -> None:
+    tune_garbage_collection()
+    # A service killed outright (SIGKILL, the OOM killer) cannot stop its parser processes,
+    # and a parser waiting for work would never notice: each one leaves once its parent is
+    # gone, rather than living on as an orphan.
+    threading.Thread(target=_exit_without_parent, args=(service_pid,), daemon=True).start()
+
+
+def _exit_without_parent(service_pid: int) -> None:
+    while os.getppid() == service_pid:
+        time.sleep(1)
+    os._exit(0)
 
 
 class ParserPool:
@@ -74,7 +91,8 @@ class ParserPool:
         return ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=tune_garbage_collection,
+            initializer=_start_parser_process,
+            initargs=(os.getpid(),),
         )
 
     async def _warm_up(self, executor: ProcessPoolExecutor) -> None:

@@ -8,6 +8,7 @@ not get a 2xx land exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,37 @@ async def register(settings: Settings, signer: Signer) -> tuple[str, str]:
     return source.schema_name, "/" + url.split("/", 3)[3]
 
 
+def children_of(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            if (
+                entry.name.isdigit()
+                and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+            ):
+                children.append(int(entry.name))
+    return children
+
+
+async def processes_still_running(pids: list[int], within_seconds: float) -> list[int]:
+    """Those of `pids` still running after waiting up to `within_seconds` for them to end."""
+    deadline = time.monotonic() + within_seconds
+    running = pids
+    while running and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        running = [pid for pid in running if _is_running(pid)]
+    return running
+
+
+def _is_running(pid: int) -> bool:
+    """Alive and not a zombie (a dead child its parent, here killed, never waited for)."""
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return "zombie" not in line.lower()
+    return False
+
+
 async def test_sigkill_under_load_loses_no_accepted_event_and_stores_none_twice(
     settings: Settings,
     tmp_path: Path,
@@ -109,6 +141,7 @@ async def test_sigkill_under_load_loses_no_accepted_event_and_stores_none_twice(
     async def kill_and_restart() -> dict[str, Any]:
         nonlocal phase
         await kill_now.wait()
+        parsers = children_of(first.pid)
         exit_code = await first.kill()
         killed_at = time.monotonic()
         phase = "dead"
@@ -119,6 +152,8 @@ async def test_sigkill_under_load_loses_no_accepted_event_and_stores_none_twice(
         await wait_until_up(second, f"{base}/readyz")
         phase = "second"
         return {
+            "parsers": parsers,
+            "parsers_left": await processes_still_running(parsers, within_seconds=10),
             "down_seconds": time.monotonic() - killed_at,  # reported, never asserted
             "exit_code": exit_code,
             "accepted_by_first": accepted_by_first,
@@ -144,6 +179,9 @@ async def test_sigkill_under_load_loses_no_accepted_event_and_stores_none_twice(
                 restart.cancel()
 
     assert figures["exit_code"] == -9
+    # The killed service's parser process (and multiprocessing's helper) left with it.
+    assert figures["parsers"]
+    assert figures["parsers_left"] == []
     # At the moment of the kill, every event of every batch that had got a 2xx was committed.
     at_kill = figures["stored_at_kill"]
     acknowledged = set().union(*(batch.ids for batch in figures["accepted_by_first"]))

@@ -214,9 +214,9 @@ def cpu_seconds(service_pid: int) -> tuple[float, float, float]:
     return _tree_cpu(service_pid), time.process_time(), postgres
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The peak resident memory of `pid` plus that of each of its descendants: the sum of
-    the peaks, which is never less than the peak of the sum."""
+def tree_memory_mb(pid: int, field: str) -> float:
+    """A /proc status memory `field` (VmRSS, VmHWM) of `pid` plus that of each of its
+    descendants. For VmHWM it is the sum of the peaks, never less than the peak of the sum."""
     total = 0.0
     for member in process_tree(pid):
         try:
@@ -224,9 +224,13 @@ def peak_rss_mb(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
         for line in status.splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 total += int(line.split()[1]) / 1024
     return total
+
+
+def peak_rss_mb(pid: int) -> float:
+    return tree_memory_mb(pid, "VmHWM")
 
 
 async def count_events(settings: Settings, schema: str) -> int:

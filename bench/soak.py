@@ -21,8 +21,8 @@ from bench.ingest import (
     SECRET_KEY,
     count_events,
     free_port,
-    process_tree,
     send_on_schedule,
+    tree_memory_mb,
     wait_healthy,
 )
 from bench.sync import FakeSendGridProcess
@@ -55,16 +55,8 @@ class SoakFigures:
 
 
 def _rss_mb(pid: int) -> float:
-    """Resident memory of `pid` and its descendants (the ingest service's parser processes)."""
-    total = 0.0
-    for member in process_tree(pid):
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += sum(int(line.split()[1]) / 1024 for line in status.splitlines()
-                     if line.startswith("VmRSS:"))  # fmt: skip
-    return total
+    """Resident memory of `pid` and its descendants (the ingest service's parser process)."""
+    return tree_memory_mb(pid, "VmRSS")
 
 
 # Requests the load generator keeps in flight at most, like SendGrid's bounded senders. More

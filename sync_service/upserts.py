@@ -10,16 +10,16 @@ Each page is one transaction, and its keys are looked up first:
   account where little changed therefore writes little, instead of rewriting every row.
 
 So `synced_at` is when a row was last written. The stored objects a listing saw are kept in
-a temporary table on the listing's own connection; once the listing is complete, stored
-objects it neither wrote nor saw are marked deleted.
+a temporary table (on the listing's COPY connection if it has one, below); once the listing
+is complete, stored objects it neither wrote nor saw are marked deleted.
 
 On PostgreSQL a listing can also be given a COPY connection: a page's new objects are then
-COPYed on it, in a transaction of its own, while the listing goes on with the next page's
-look-up and the reading of the pages after it (on 2 cores the first sync otherwise kept
-about one core busy, Python and PostgreSQL taking turns). One COPY is in flight at a time,
-so pages still land in order: if an object of a page is stored by the page before it while
-its look-up ran, its COPY hits the primary key and its objects are merged instead, the later
-content winning as it does without the COPY connection.
+COPYed on it, and the stored keys it saw listed there, while the listing goes on with the
+next page's look-up and the reading of the pages after it (on 2 cores the first sync
+otherwise kept about one core busy, Python and PostgreSQL taking turns). One COPY is in
+flight at a time, so pages still land in order: if an object of a page is stored by the
+page before it while its look-up ran, its COPY hits the primary key and its objects are
+merged instead, the later content winning as it does without the COPY connection.
 """
 
 from __future__ import annotations

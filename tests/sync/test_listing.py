@@ -74,11 +74,11 @@ async def test_an_object_in_two_pages_of_one_listing_is_stored_once_with_the_lat
     assert (counts.inserted, counts.updated, counts.unchanged) == (4, 1, 0)
 
 
+# COPY connections are PostgreSQL's: these run on it alone.
+@pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_copy_refused_by_an_object_stored_meanwhile_is_merged_instead(
-    engine: AsyncEngine, backend: str, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("COPY connections are PostgreSQL's")
     now = datetime.now(UTC)
 
     # The pages' look-ups miss, as when a page is looked up while the page before it is
@@ -102,11 +102,10 @@ async def test_a_copy_refused_by_an_object_stored_meanwhile_is_merged_instead(
     assert lookups[2] == ["b", "c"]  # the merge's own look-up, for the counts
 
 
+@pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_refused_page_still_lists_its_unchanged_objects_so_none_is_deleted(
-    engine: AsyncEngine, backend: str, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("COPY connections are PostgreSQL's")
     before = datetime.now(UTC)
     await write_pages(engine, [page(("z", "Z"), at=before)], before)
     now = datetime.now(UTC)

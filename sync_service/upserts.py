@@ -177,7 +177,7 @@ class Listing:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if error is None:
+        if self._copying is not None and error is None:
             async with self.connection.begin():
                 await self._settle_copy()
         elif self._copying is not None:
@@ -340,7 +340,12 @@ class Listing:
             return
         connection = connection or self.connection
         driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None  # asyncpg's connection, inside the transaction begun above
+        assert driver is not None  # asyncpg's connection, inside a `connection.begin()`
+        if not driver.is_in_transaction():
+            # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it
+            # runs; a raw COPY before that would commit on its own, outside the transaction
+            # (and into a staging table that empties on commit).
+            await connection.exec_driver_sql("SELECT 1")
         await driver.copy_records_to_table(
             table, schema_name=schema, records=values, columns=list(columns)
         )
@@ -366,10 +371,6 @@ class Listing:
         if not values:
             return 0
         names = ", ".join(self._quote(name) for name in columns)
-        # Through SQLAlchemy first: its driver adapter begins the transaction lazily, on the
-        # first statement it runs, and a raw COPY run before that would commit on its own,
-        # into a staging table that empties on commit.
-        await self.connection.exec_driver_sql(f"DELETE FROM {_STAGE}")
         await self._copy(_STAGE, None, columns, values)
         result = await self.connection.exec_driver_sql(
             self._upsert_sql(columns, f"SELECT {names} FROM {_STAGE}", "EXCLUDED")

@@ -145,14 +145,19 @@ async def ingest_app(settings: Settings, sendgrid: respx.MockRouter) -> AsyncIte
         yield app
 
 
+def admin_client(app: FastAPI) -> httpx.AsyncClient:
+    """A client of an ingest app, in process, carrying the admin token."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://ingest.test",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+
+
 @pytest.fixture
 async def ingest(ingest_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the ingest service, carrying the admin token."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=ingest_app),
-        base_url="http://ingest.test",
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-    ) as client:
+    async with admin_client(ingest_app) as client:
         yield client
 
 

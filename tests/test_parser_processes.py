@@ -19,7 +19,7 @@ from ingest_service.app import create_app as create_ingest_app
 from ingest_service.parsers import ParserPool
 from ingest_service.parsing import parse_body
 from shared.settings import Settings
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import admin_client
 from tests.webhook_helpers import body_of, count, new_source, sample_events
 
 
@@ -28,14 +28,7 @@ async def app_with_parsers(
     settings: Settings, sendgrid: respx.MockRouter
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     app = create_ingest_app(settings.model_copy(update={"INGEST_PARSERS": 1}))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://ingest.test",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        ) as client,
-    ):
+    async with app.router.lifespan_context(app), admin_client(app) as client:
         yield app, client
 
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from ingest_service.app import create_app as create_ingest_app
 from shared.settings import Settings
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import admin_client
 from tests.webhook_helpers import Signer, body_of, count, new_source, rows
 
 pytestmark = pytest.mark.usefixtures("sendgrid")
@@ -66,14 +66,7 @@ async def test_concurrent_duplicate_deliveries_are_stored_exactly_once(
 ) -> None:
     # With several lanes (PostgreSQL), each request's events are split by table across them.
     ingest_app = create_ingest_app(settings.model_copy(update={"INGEST_WRITERS": writers}))
-    async with (
-        ingest_app.router.lifespan_context(ingest_app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=ingest_app),
-            base_url="http://ingest.test",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        ) as ingest,
-    ):
+    async with ingest_app.router.lifespan_context(ingest_app), admin_client(ingest_app) as ingest:
         await _send_every_batch_three_times_at_once(ingest, ingest_app)
 
 

@@ -13,64 +13,23 @@ from shared.signature import (
     load_verification_key,
     verify_signature,
 )
+from tests.data import load_test_data_json
 
-# SendGrid's canonical vector, shipped byte-identical by the official SDKs: sendgrid/sendgrid-go
-# helpers/eventwebhook/eventwebhook_test.go, sendgrid/sendgrid-nodejs
-# packages/eventwebhook/src/eventwebhook.spec.js, sendgrid/sendgrid-python
-# test/unit/test_eventwebhook.py. The payload is compact JSON plus the trailing CRLF SendGrid signs.
-SG_PUBLIC_KEY = (
-    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62gw"
-    "+2fNNRaINXvVpiglSI8eNEc6wEA3F+g=="
-)
-SG_SIGNATURE = (
-    "MEUCIGHQVtGj+Y3LkG9fLcxf3qfI10QysgDWmMOVmxG0u6ZUAiEAyBiXDWzM"
-    "+uOe5W0JuG+luQAbPIqHh89M15TluLtEZtM="
-)
-SG_TIMESTAMP = "1600112502"
-SG_PAYLOAD = (
-    b'[{"email":"hello@world.com","event":"dropped","reason":"Bounced Address",'
-    b'"sg_event_id":"ZHJvcC0xMDk5NDkxOS1MUnpYbF9OSFN0T0doUTRrb2ZTbV9BLTA",'
-    b'"sg_message_id":"LRzXl_NHStOGhQ4kofSm_A.filterdrecv-p3mdw1-756b745b58-kmzbl-18-5F5FC76C-9.0",'
-    b'"smtp-id":"<LRzXl_NHStOGhQ4kofSm_A@ismtpd0039p1iad1.sendgrid.net>","timestamp":1600112492}]'
-    b"\r\n"
-)
-
-# The nodejs SDK's multi-event vector: one CRLF between events and one at the end.
-SG_MULTI_PUBLIC_KEY = (
-    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQ4LIFtWztlsF7skFqOncjD1lun4H5w8XOhyOArHW9RcIx/FfEzx6cikC"
-    "/yPfUvwaX/JScE7Fc9CJD2afQ9Ok3Q=="
-)
-SG_MULTI_SIGNATURE = (
-    "MEYCIQC/I4o6vCgqRYrTljjoVWB/GRWNtxeePlLMHr3x9ETeRQIhAIpV+03n"
-    "REPTTHWSW0wIOA0EoMPdcNgXa70yCaqDJlu5"
-)
-SG_MULTI_TIMESTAMP = "1619651159"
-SG_MULTI_PAYLOAD = (
-    b'[{"email":"invalid@gmail.com","event":"processed","send_at":0,'
-    b'"sg_event_id":"cHJvY2Vzc2VkLTE5OTQyMTEyLXFOd0JMZ1BRUWpXNkRKdktRd1NBYnctMA",'
-    b'"sg_message_id":"qNwBLgPQQjW6DJvKQwSAbw.filterdrecv-canary-547b64655b-cw6zx-1-6089EA4A-56.0",'
-    b'"smtp-id":"<qNwBLgPQQjW6DJvKQwSAbw@ismtpd0178p1mdw1.sendgrid.net>","timestamp":1619651146},'
-    b"\r\n"
-    b'{"email":"invalid@gmail.com","event":"bounce","ip":"167.89.101.76",'
-    b'"reason":"552 5.2.2 The email account that you tried to reach is over quota and inactive. '
-    b"Please direct the recipient to https://support.google.com/mail/?p=OverQuotaPerm "
-    b'c17si1130468pgv.34 - gsmtp",'
-    b'"sg_event_id":"Ym91bmNlLTAtMTk5NDIxMTItcU53QkxnUFFRalc2REp2S1F3U0Fidy0w",'
-    b'"sg_message_id":"qNwBLgPQQjW6DJvKQwSAbw.filterdrecv-canary-547b64655b-cw6zx-1-6089EA4A-56.0",'
-    b'"smtp-id":"<qNwBLgPQQjW6DJvKQwSAbw@ismtpd0178p1mdw1.sendgrid.net>","status":"5.2.2",'
-    b'"timestamp":1619651147,"tls":1,"type":"blocked"}]'
-    b"\r\n"
-)
-
-# The SDKs' negative-case inputs.
-SG_OTHER_PUBLIC_KEY = (
-    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqTxd43gyp8IOEto2LdIfjRQrIbsd4SXZkLW6jDutdhXSJCWHw8REntlo7a"
-    "NDthvj+y7GjUuFDb/R1NGe1OPzpA=="
-)
-SG_OTHER_SIGNATURE = (
-    "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a"
-    "8xonZGi6BpSzoQsbVRamr2nlxFDWYNH3j/0="
-)
+# SendGrid's own vectors (tests/data/README.md says where each comes from): the canonical one
+# shipped byte-identical by the official SDKs, the nodejs SDK's multi-event one (one CRLF between
+# events and one at the end), and the SDKs' negative-case key and signature. Payloads are the exact
+# bytes SendGrid signs, compact JSON plus the trailing CRLF.
+VECTORS = load_test_data_json("signature_vectors.json")
+SG_PUBLIC_KEY: str = VECTORS["canonical"]["public_key"]
+SG_SIGNATURE: str = VECTORS["canonical"]["signature"]
+SG_TIMESTAMP: str = VECTORS["canonical"]["timestamp"]
+SG_PAYLOAD: bytes = VECTORS["canonical"]["payload"].encode()
+SG_MULTI_PUBLIC_KEY: str = VECTORS["multi_event"]["public_key"]
+SG_MULTI_SIGNATURE: str = VECTORS["multi_event"]["signature"]
+SG_MULTI_TIMESTAMP: str = VECTORS["multi_event"]["timestamp"]
+SG_MULTI_PAYLOAD: bytes = VECTORS["multi_event"]["payload"].encode()
+SG_OTHER_PUBLIC_KEY: str = VECTORS["other_key"]["public_key"]
+SG_OTHER_SIGNATURE: str = VECTORS["other_key"]["signature"]
 
 NO_MATCH = "signature does not match the body and timestamp"
 NOW = 1_700_000_000.0

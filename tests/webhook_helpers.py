@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,14 +16,12 @@ from shared.db import use_source_schema
 from shared.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from shared.tables import source_tables
 from tests.conftest import api_key
-
-SAMPLES = (
-    Path(__file__).resolve().parents[2] / "shared/reference/samples/docs_reference_events.json"
-)
+from tests.data import load_test_data_json
 
 
 def sample_events() -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = json.loads(SAMPLES.read_text())
+    """One example of every event type, as SendGrid's documentation publishes them."""
+    events: list[dict[str, Any]] = load_test_data_json("sendgrid_docs_events.json")
     return events
 
 

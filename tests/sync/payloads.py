@@ -1,4 +1,4 @@
-"""Response bodies shaped as SendGrid's OpenAPI files (shared/reference/sendgrid-oai) say.
+"""Response bodies shaped as SendGrid's OpenAPI files (sendgrid/sendgrid-oai) say.
 
 Each builder names the schema it follows; values come from the spec's examples where it has
 them. Segments 2.0 is the one deliberate deviation: the spec's list schema is a single object,

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest_service.parsing import ID_AT, RAW_AT, EventRecord, RejectedRow
 from shared.bulk_values import converted, dialect_converters, is_json, keys_in_json
-from shared.events import canonical_json, dump_json, load_json
+from shared.json_codec import canonical_json, dump_json, load_json
 
 _SQLITE_CHUNK = 500  # stays under SQLite's bound-parameter limit in `id IN (...)`
 

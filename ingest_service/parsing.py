@@ -21,15 +21,8 @@ from pydantic import ValidationError
 
 from ingest_service.event_values import ValuesReader, values_reader
 from shared.errors import BadRequest, PayloadTooLarge
-from shared.events import (
-    EVENT_TYPES,
-    WebhookEvent,
-    canonical_json,
-    custom_args,
-    dump_json,
-    event_id,
-    load_json,
-)
+from shared.events import EVENT_TYPES, WebhookEvent, custom_args, event_id
+from shared.json_codec import canonical_json, dump_json, load_json
 from shared.tables import event_json_fields, event_value_fields
 
 

@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ingest_service.bulk import insert_new_rows, insert_rejected, rows_differing_from_stored
 from ingest_service.parsing import ID_AT, RAW_AT, EventRecord, ParsedBatch
 from shared.db import use_source_schema
-from shared.events import EVENT_TABLES, canonical_json, load_json
+from shared.events import EVENT_TABLES
+from shared.json_codec import canonical_json, load_json
 from shared.tables import source_tables, webhook_stats
 
 log = logging.getLogger("sendgrid_source.ingest")

@@ -10,7 +10,8 @@ import pytest
 
 from ingest_service.parsing import ID_AT, RAW_AT, parse_body
 from ingest_service.writer import lane_of_tables
-from shared.events import EVENT_TABLES, KNOWN_KEYS, load_json
+from shared.events import EVENT_TABLES, KNOWN_KEYS
+from shared.json_codec import load_json
 from shared.tables import source_tables
 from tests.webhook_helpers import body_of, sample_events
 
@@ -36,7 +37,7 @@ def test_a_long_digit_run_inside_a_string_stays_on_the_fast_path(
     def refuse(*args: object, **kwargs: object) -> object:
         raise AssertionError("the stdlib parser was used")
 
-    monkeypatch.setattr("shared.events.json.loads", refuse)
+    monkeypatch.setattr("shared.json_codec.json.loads", refuse)
     body = b'[{"sg_message_id":"14c5d75ce93.1234567890123456789012.filter0001"}]'
 
     assert load_json(body) == [{"sg_message_id": "14c5d75ce93.1234567890123456789012.filter0001"}]

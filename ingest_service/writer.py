@@ -26,8 +26,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ingest_service.bulk import insert_new_rows, insert_rejected, rows_differing_from_stored
-from ingest_service.parsing import ID_AT, RAW_AT, EventRecord, ParsedBatch
+from ingest_service.parsing import ParsedBatch
 from shared.db import use_source_schema
+from shared.event_records import ID_AT, RAW_AT, EventRecord
 from shared.events import EVENT_TABLES
 from shared.json_codec import canonical_json, load_json
 from shared.tables import source_tables, webhook_stats

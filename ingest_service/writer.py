@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ingest_service.bulk import insert_new_rows, insert_rejected, rows_differing_from_stored
 from ingest_service.parsing import ParsedBatch
 from shared.db import use_source_schema
+from shared.db_errors import lost_write_race
 from shared.event_records import ID_AT, RAW_AT, EventRecord
 from shared.events import EVENT_TABLES
 from shared.json_codec import canonical_json, load_json
@@ -219,14 +220,11 @@ class EventWriter:
             try:
                 await self._write(group, contended=contended)
                 return
-            except (DBAPIError, asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
+            except (DBAPIError, asyncpg.PostgresError) as exc:
                 # Two writers storing the same new event at once: one commits, the other's
                 # COPY hits the primary key (or they deadlock). Writing the group again is
                 # safe: its look-up now finds the event and counts it as a duplicate.
-                retryable = isinstance(
-                    exc, asyncpg.UniqueViolationError | asyncpg.DeadlockDetectedError
-                ) or any(word in str(exc).lower() for word in ("deadlock", "unique"))
-                if not retryable or attempt == _CONFLICT_RETRIES - 1:
+                if not lost_write_race(exc) or attempt == _CONFLICT_RETRIES - 1:
                     raise
                 contended = True
                 COMMIT_RETRIES.inc()

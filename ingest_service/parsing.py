@@ -57,6 +57,8 @@ _PARSING = {
 class ParsedBatch:
     rows: dict[str, list[EventRecord]] = field(default_factory=dict)  # table -> records
     rejected: list[RejectedRow] = field(default_factory=list)
+    # When the request was received; the `received_at` of its records.
+    received_at: datetime | None = None
 
     @property
     def event_count(self) -> int:
@@ -113,7 +115,7 @@ def parse_body(body: bytes, received_at: datetime, max_events: int = 50_000) -> 
         )
     # NUL can only arrive escaped; PostgreSQL text and jsonb cannot hold it.
     may_hold_nul = b"\\u0000" in body
-    batch = ParsedBatch()
+    batch = ParsedBatch(received_at=received_at)
     for item in document:
         if may_hold_nul and _holds_nul(item):
             kind = item.get("event")

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -32,7 +33,7 @@ from shared.db_errors import lost_write_race
 from shared.event_records import ID_AT, RAW_AT, EventRecord
 from shared.events import EVENT_TABLES
 from shared.json_codec import canonical_json, load_json
-from shared.tables import source_tables, webhook_stats
+from shared.tables import UTCDateTime, source_tables, webhook_stats
 
 log = logging.getLogger("sendgrid_source.ingest")
 
@@ -140,9 +141,14 @@ class EventWriter:
         empty batch (its stats still count) go to the first lane."""
         parts: dict[int, ParsedBatch] = {}
         for table, records in batch.rows.items():
-            parts.setdefault(self._lane_of.get(table, 0), ParsedBatch()).rows[table] = records
+            part = parts.setdefault(
+                self._lane_of.get(table, 0), ParsedBatch(received_at=batch.received_at)
+            )
+            part.rows[table] = records
         if batch.rejected or not parts:
-            parts.setdefault(0, ParsedBatch()).rejected = batch.rejected
+            parts.setdefault(
+                0, ParsedBatch(received_at=batch.received_at)
+            ).rejected = batch.rejected
         return parts
 
     async def write(self, source_id: str, schema: str, batch: ParsedBatch) -> WriteResult:
@@ -253,15 +259,32 @@ class EventWriter:
                 await connection.execute(
                     sa.update(webhook_stats)
                     .where(webhook_stats.c.source_id == source_id)
-                    .values(
-                        events_stored=webhook_stats.c.events_stored
-                        + sum(s.stored for s in members),
-                        duplicates=webhook_stats.c.duplicates + sum(s.duplicates for s in members),
-                        rejected=webhook_stats.c.rejected
-                        + sum(len(s.batch.rejected) for s in members),
-                        last_event_at=now,
-                    )
+                    .values(_stats_added(members))
                 )
+
+
+def _stats_added(members: Sequence[_Submission]) -> dict[str, Any]:
+    """One source's `webhook_stats` counts plus what `members` committed. `last_event_at`
+    is when the latest request that stored an event was received: a body of duplicates,
+    of refused events or refused as a whole, or an empty one, leaves it as it was. Lanes
+    commit independently, so an earlier request may commit later; it never moves back."""
+    stats = webhook_stats.c
+    added: dict[str, Any] = {
+        "events_stored": stats.events_stored + sum(s.stored for s in members),
+        "duplicates": stats.duplicates + sum(s.duplicates for s in members),
+        "rejected": stats.rejected + sum(len(s.batch.rejected) for s in members),
+    }
+    received = [s.batch.received_at for s in members if s.stored and s.batch.received_at]
+    if received:
+        latest = max(received)
+        added["last_event_at"] = sa.case(
+            (
+                sa.or_(stats.last_event_at.is_(None), stats.last_event_at < latest),
+                sa.literal(latest, UTCDateTime),
+            ),
+            else_=stats.last_event_at,
+        )
+    return added
 
 
 async def _write_table(

@@ -5,6 +5,10 @@ control schema: `sendgrid_source` on PostgreSQL (via the engine's schema transla
 main database file on SQLite. Each source's tables live in the source's own schema (an
 attached database file on SQLite). Event tables have the columns of their layout in
 `shared.event_records`, typed from the event models in `shared.events`.
+
+One module for both kinds of table: together they are the one layout of the database, with
+the same column types (`UTCDateTime`, `JSONType`), and a reader of the schema finds every
+table here.
 """
 
 from __future__ import annotations

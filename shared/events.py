@@ -1,10 +1,11 @@
 """Pydantic models of SendGrid's Event Webhook events: one model per event type.
 
-The models are the single definition of the event tables: `shared.tables` derives each
-table's typed columns from its model's fields. They are tolerant where SendGrid is
-inconsistent in practice (see the reference's "documented vs observed" table): `attempt` as
-text or number, `tls` as 0/1 or boolean, `timestamp` in seconds or milliseconds, `category`
-as a string or an array, `pool` and `url_offset` as objects, `sg_event_id` as opaque text.
+The models are the single definition of the event tables: `shared.event_records` lays out
+each table's columns from its model's fields, and `shared.tables` types them. They are
+tolerant where SendGrid is inconsistent in practice (see the reference's "documented vs
+observed" table): `attempt` as text or number, `tls` as 0/1 or boolean, `timestamp` in
+seconds or milliseconds, `category` as a string or an array, `pool` and `url_offset` as
+objects, `sg_event_id` as opaque text.
 """
 
 from __future__ import annotations

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,16 +19,9 @@ from pydantic import ValidationError
 
 from ingest_service.event_values import ValuesReader, values_reader
 from shared.errors import BadRequest, PayloadTooLarge
-from shared.events import (
-    EVENT_TYPES,
-    WebhookEvent,
-    canonical_json,
-    custom_args,
-    dump_json,
-    event_id,
-    load_json,
-)
-from shared.tables import event_json_fields, event_value_fields
+from shared.event_records import EVENT_LAYOUTS, EventLayout, EventRecord
+from shared.events import EVENT_TYPES, custom_args, event_id
+from shared.json_codec import canonical_json, dump_json, load_json
 
 
 @dataclass
@@ -45,38 +36,29 @@ class RejectedRow:
         return cls(hashlib.sha256(payload).hexdigest(), reason, event, payload)
 
 
-# One event as the values of its table's columns, in column order, JSON values as text: what
-# COPY and executemany take, built here in the request's worker thread rather than by the
-# writer, whose work every request waits for.
-EventRecord = tuple[Any, ...]
-ID_AT = 0  # `id` is an event table's first column ...
-RAW_AT = -2  # ... and `raw` its last but one, before `received_at`.
-
-
 @dataclass(frozen=True)
-class _Layout:
-    values_of: Callable[[dict[str, Any]], tuple[Any, ...]]
-    json_positions: tuple[int, ...]
-    read_values: ValuesReader | None  # the values without pydantic, when none need coercion
+class _EventParsing:
+    """What reading one wire event type takes: its table's layout, and the reader of its
+    values without pydantic (None when some value always needs the model)."""
+
+    layout: EventLayout
+    read_values: ValuesReader | None
 
 
-def _layout(model: type[WebhookEvent]) -> _Layout:
-    names = event_value_fields(model)
-    json_fields = event_json_fields(model)
-    return _Layout(
-        operator.itemgetter(*names),
-        tuple(i for i, name in enumerate(names) if name in json_fields),
-        values_reader(model, names),
-    )
-
-
-_LAYOUTS = {model: _layout(model) for _, model in EVENT_TYPES.values()}
+# Wire value of `event` -> how to read it: one look-up per event. Records are built here,
+# in the parser, rather than by the writer, whose work every request waits for.
+_PARSING = {
+    kind: _EventParsing(layout, values_reader(layout.model, layout.value_fields))
+    for kind, layout in ((kind, EVENT_LAYOUTS[table]) for kind, (table, _) in EVENT_TYPES.items())
+}
 
 
 @dataclass
 class ParsedBatch:
     rows: dict[str, list[EventRecord]] = field(default_factory=dict)  # table -> records
     rejected: list[RejectedRow] = field(default_factory=list)
+    # When the request was received; the `received_at` of its records.
+    received_at: datetime | None = None
 
     @property
     def event_count(self) -> int:
@@ -133,7 +115,7 @@ def parse_body(body: bytes, received_at: datetime, max_events: int = 50_000) -> 
         )
     # NUL can only arrive escaped; PostgreSQL text and jsonb cannot hold it.
     may_hold_nul = b"\\u0000" in body
-    batch = ParsedBatch()
+    batch = ParsedBatch(received_at=received_at)
     for item in document:
         if may_hold_nul and _holds_nul(item):
             kind = item.get("event")
@@ -155,19 +137,18 @@ def _event_row(
     item: dict[str, Any], received_at: datetime, batch: ParsedBatch
 ) -> tuple[str, EventRecord | None]:
     kind = item.get("event")
-    known = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-    if known is None:
+    parsing = _PARSING.get(kind) if isinstance(kind, str) else None
+    if parsing is None:
         reason = (
             "the event has no 'event' field" if kind is None else f"unknown event type {kind!r}"
         )
         batch.rejected.append(RejectedRow.of(reason, _payload(item), _text_or_none(kind)))
         return "", None
-    table, model = known
-    layout = _LAYOUTS[model]
-    values = layout.read_values(item) if layout.read_values is not None else None
+    layout = parsing.layout
+    values = parsing.read_values(item) if parsing.read_values is not None else None
     if values is None:
         try:
-            event = model.model_validate(item)
+            event = layout.model.model_validate(item)
         except ValidationError as exc:
             reason = "; ".join(
                 f"{'.'.join(str(p) for p in error['loc']) or 'event'}: {error['msg']}"
@@ -177,7 +158,6 @@ def _event_row(
                 RejectedRow.of(f"invalid {kind} event: {reason}", _payload(item), kind)
             )
             return "", None
-        # The models are flat: their fields are already the column values.
         values = layout.values_of(event.__dict__)
     if layout.json_positions:
         listed = list(values)
@@ -185,7 +165,8 @@ def _event_row(
             if listed[i] is not None:
                 listed[i] = dump_json(listed[i])
         values = tuple(listed)
-    return table, (
+    # In the order of `EventLayout.columns`: id, the values, custom_args, raw, received_at.
+    return layout.table, (
         event_id(item),
         *values,
         dump_json(custom_args(item)),

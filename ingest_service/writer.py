@@ -8,37 +8,33 @@ bulk path the backend has, commits, and resolves each submission's future with i
 counts; the request is answered once all its parts are committed. If a write fails, every
 request of the group gets the error (answered 503), so SendGrid resends and nothing is lost;
 de-duplication absorbs whatever had in fact been written.
+
+This module is the lanes: what goes into a commit, when, and the answers. What a commit
+writes, table by table, is `ingest_service.table_write`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest_service.bulk import insert_new_rows, insert_rejected, rows_differing_from_stored
-from ingest_service.parsing import ID_AT, RAW_AT, EventRecord, ParsedBatch
+from ingest_service.bulk import insert_rejected
+from ingest_service.parsing import ParsedBatch
+from ingest_service.table_write import Submission, WriteResult, stats_added, write_event_table
 from shared.db import use_source_schema
-from shared.events import EVENT_TABLES, canonical_json, load_json
+from shared.db_errors import lost_write_race
+from shared.events import EVENT_TABLES
 from shared.tables import source_tables, webhook_stats
 
 log = logging.getLogger("sendgrid_source.ingest")
 
-EVENTS_STORED = Counter(
-    "sendgrid_source_events_stored_total", "Events written", ["schema", "table"]
-)
-EVENTS_DUPLICATE = Counter(
-    "sendgrid_source_events_duplicate_total", "Events already stored (absorbed)", ["schema"]
-)
 EVENTS_REJECTED = Counter(
     "sendgrid_source_events_rejected_total", "Events kept in `rejected`", ["schema"]
 )
@@ -63,23 +59,6 @@ _CONFLICT_RETRIES = 5
 
 class WriteFailed(Exception):
     """The events could not be committed; the request must not be answered 2xx."""
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    stored: int
-    duplicates: int
-    rejected: int
-
-
-@dataclass
-class _Submission:
-    source_id: str
-    schema: str
-    batch: ParsedBatch
-    future: asyncio.Future[WriteResult]
-    stored: int = 0
-    duplicates: int = 0
 
 
 # A sending account's events are mostly processed, delivered, open and click (percent).
@@ -115,7 +94,7 @@ class EventWriter:
         self.max_events = max_events
         self.linger = linger_seconds
         self.writers = writers
-        self._lanes: list[asyncio.Queue[_Submission]] = [asyncio.Queue() for _ in range(writers)]
+        self._lanes: list[asyncio.Queue[Submission]] = [asyncio.Queue() for _ in range(writers)]
         self._lane_of = lane_of_tables(writers)
         # Events handed to write() and not yet answered: the receiver's backlog.
         self.pending_events = 0
@@ -137,9 +116,14 @@ class EventWriter:
         empty batch (its stats still count) go to the first lane."""
         parts: dict[int, ParsedBatch] = {}
         for table, records in batch.rows.items():
-            parts.setdefault(self._lane_of.get(table, 0), ParsedBatch()).rows[table] = records
+            part = parts.setdefault(
+                self._lane_of.get(table, 0), ParsedBatch(received_at=batch.received_at)
+            )
+            part.rows[table] = records
         if batch.rejected or not parts:
-            parts.setdefault(0, ParsedBatch()).rejected = batch.rejected
+            parts.setdefault(
+                0, ParsedBatch(received_at=batch.received_at)
+            ).rejected = batch.rejected
         return parts
 
     async def write(self, source_id: str, schema: str, batch: ParsedBatch) -> WriteResult:
@@ -149,7 +133,7 @@ class EventWriter:
             futures: list[asyncio.Future[WriteResult]] = []
             for lane, part in self._split(batch).items():
                 future: asyncio.Future[WriteResult] = loop.create_future()
-                await self._lanes[lane].put(_Submission(source_id, schema, part, future))
+                await self._lanes[lane].put(Submission(source_id, schema, part, future))
                 futures.append(future)
             # Every part is waited for, so no failure goes unretrieved; the first one wins.
             results = await asyncio.gather(*futures, return_exceptions=True)
@@ -164,7 +148,7 @@ class EventWriter:
             sum(r.rejected for r in results if isinstance(r, WriteResult)),
         )
 
-    async def _collect(self, queue: asyncio.Queue[_Submission]) -> list[_Submission]:
+    async def _collect(self, queue: asyncio.Queue[Submission]) -> list[Submission]:
         group = [await queue.get()]
         events = group[0].batch.event_count
         deadline = asyncio.get_running_loop().time() + self.linger
@@ -183,7 +167,7 @@ class EventWriter:
             events += submission.batch.event_count
         return group
 
-    async def _run(self, queue: asyncio.Queue[_Submission]) -> None:
+    async def _run(self, queue: asyncio.Queue[Submission]) -> None:
         while True:
             group = await self._collect(queue)
             try:
@@ -209,7 +193,7 @@ class EventWriter:
                         )
                     )
 
-    async def _write_with_retries(self, group: list[_Submission]) -> None:
+    async def _write_with_retries(self, group: list[Submission]) -> None:
         contended = False
         for attempt in range(_CONFLICT_RETRIES):
             for submission in group:
@@ -217,19 +201,16 @@ class EventWriter:
             try:
                 await self._write(group, contended=contended)
                 return
-            except (DBAPIError, asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
+            except (DBAPIError, asyncpg.PostgresError) as exc:
                 # Two writers storing the same new event at once: one commits, the other's
                 # COPY hits the primary key (or they deadlock). Writing the group again is
                 # safe: its look-up now finds the event and counts it as a duplicate.
-                retryable = isinstance(
-                    exc, asyncpg.UniqueViolationError | asyncpg.DeadlockDetectedError
-                ) or any(word in str(exc).lower() for word in ("deadlock", "unique"))
-                if not retryable or attempt == _CONFLICT_RETRIES - 1:
+                if not lost_write_race(exc) or attempt == _CONFLICT_RETRIES - 1:
                     raise
                 contended = True
                 COMMIT_RETRIES.inc()
 
-    async def _write(self, group: list[_Submission], *, contended: bool) -> None:
+    async def _write(self, group: list[Submission], *, contended: bool) -> None:
         for schema in {s.schema for s in group}:
             use_source_schema(self.engine, schema)
         BATCH_REQUESTS.observe(len(group))
@@ -241,8 +222,8 @@ class EventWriter:
                 members = [s for s in group if s.schema == schema]
                 tables = source_tables(schema)
                 for table_name in sorted({t for s in members for t in s.batch.rows}):
-                    await _write_table(
-                        connection, tables.events[table_name], members, table_name, contended
+                    await write_event_table(
+                        connection, tables.events[table_name], members, contended
                     )
                 rejected = [row for s in members for row in s.batch.rejected]
                 if rejected:
@@ -253,63 +234,5 @@ class EventWriter:
                 await connection.execute(
                     sa.update(webhook_stats)
                     .where(webhook_stats.c.source_id == source_id)
-                    .values(
-                        events_stored=webhook_stats.c.events_stored
-                        + sum(s.stored for s in members),
-                        duplicates=webhook_stats.c.duplicates + sum(s.duplicates for s in members),
-                        rejected=webhook_stats.c.rejected
-                        + sum(len(s.batch.rejected) for s in members),
-                        last_event_at=now,
-                    )
+                    .values(stats_added(members))
                 )
-
-
-async def _write_table(
-    connection: AsyncConnection,
-    table: sa.Table,
-    members: Sequence[_Submission],
-    table_name: str,
-    contended: bool,
-) -> None:
-    """Insert one table's rows from every submission of the group, exactly once each.
-
-    A row whose id is already stored (or appears earlier in the group) is a duplicate when
-    its content is the same. When the content differs, SendGrid reused an `sg_event_id` for
-    another event (its own docs do this); that event is kept under the id plus a content
-    hash, so nothing a sender sent is dropped. A re-keyed row can only collide with itself,
-    so this ends after at most two rounds.
-    """
-    pending: dict[str, tuple[EventRecord, _Submission]] = {}
-    repeats: list[tuple[EventRecord, _Submission]] = []
-    for submission in members:
-        for record in submission.batch.rows.get(table_name, ()):
-            if record[ID_AT] in pending:
-                repeats.append((record, submission))
-            else:
-                pending[record[ID_AT]] = (record, submission)
-    while pending:
-        inserted = await insert_new_rows(
-            connection, table, [record for record, _ in pending.values()], contended=contended
-        )
-        for record_id in inserted:
-            pending[record_id][1].stored += 1
-        EVENTS_STORED.labels(table.schema or "", table.name).inc(len(inserted))
-        # Everything not inserted now has its id stored (by this group or before it).
-        candidates = [pending[record_id] for record_id in pending.keys() - inserted] + repeats
-        differing = await rows_differing_from_stored(
-            connection, table, [record for record, _ in candidates]
-        )
-        pending, repeats = {}, []
-        for position, (record, submission) in enumerate(candidates):
-            if position in differing:
-                content = canonical_json(load_json(record[RAW_AT].encode()))
-                rekeyed_id = f"{record[ID_AT]}#{_content_hash(content)}"
-                if rekeyed_id not in pending:
-                    pending[rekeyed_id] = ((rekeyed_id, *record[1:]), submission)
-                    continue
-            submission.duplicates += 1
-            EVENTS_DUPLICATE.labels(table.schema or "").inc()
-
-
-def _content_hash(content: str) -> str:
-    return hashlib.sha256(content.encode()).hexdigest()[:16]

@@ -1,22 +1,23 @@
 """Pydantic models of SendGrid's Event Webhook events: one model per event type.
 
-The models are the single definition of the event tables: `shared.tables` derives each
-table's typed columns from its model's fields. They are tolerant where SendGrid is
-inconsistent in practice (see the reference's "documented vs observed" table): `attempt` as
-text or number, `tls` as 0/1 or boolean, `timestamp` in seconds or milliseconds, `category`
-as a string or an array, `pool` and `url_offset` as objects, `sg_event_id` as opaque text.
+The models are the single definition of the event tables: `shared.event_records` lays out
+each table's columns from its model's fields, and `shared.tables` types them. They are
+tolerant where SendGrid is inconsistent in practice (see the reference's "documented vs
+observed" table): `attempt` as text or number, `tls` as 0/1 or boolean, `timestamp` in
+seconds or milliseconds, `category` as a string or an array, `pool` and `url_offset` as
+objects, `sg_event_id` as opaque text.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from shared.json_codec import canonical_json
 
 # A timestamp above this is in milliseconds (1e11 s is the year 5138).
 _MILLISECONDS_THRESHOLD = 100_000_000_000
@@ -230,50 +231,6 @@ KNOWN_KEYS: frozenset[str] = frozenset(
         for name, field in model.model_fields.items()
     }
 )
-
-
-def canonical_json(event: Any) -> str:
-    """JSON text with sorted keys: the same text for the same content, whatever the order."""
-    try:
-        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # an integer beyond 64 bits, which only the stdlib encodes
-        return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def dump_json(value: Any) -> str:
-    """Compact JSON text, for values bound to JSON columns."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-# A number of 19+ digits may be an integer beyond 64 bits, which orjson reads as a float.
-# Mapping every digit to "0" makes the first test a plain substring search (~10x faster than a
-# regex); only a run that starts a number token (after `:`, `[` or `,`, with blanks or a minus
-# between) then sends the body to the stdlib. Runs inside strings, such as the hexadecimal
-# message ids SendGrid sends, do not.
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_RUN = b"0" * 19
-_LONG_NUMBER = re.compile(rb"[:\[,][ \t\r\n]*-?0{19}")
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def load_json(body: bytes) -> Any:
-    """Parse JSON fast (orjson), falling back to the stdlib where orjson would round a huge
-    integer, so `raw` keeps every number exactly. NaN and Infinity are refused by both."""
-    digits = body.translate(_DIGITS_TO_ZERO)
-    if _LONG_RUN not in digits or not _LONG_NUMBER.search(digits):
-        return orjson.loads(body)
-    document = json.loads(body, parse_constant=_refuse_constant)
-    try:  # the stdlib, unlike orjson, lets lone surrogate escapes (\ud800) through
-        json.dumps(document, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        raise ValueError("a string holds a lone surrogate escape, which is not Unicode") from None
-    return document
 
 
 def event_id(event: dict[str, Any]) -> str:

@@ -3,14 +3,16 @@
 Control tables (`sources`, `sync_runs`, `sync_run_collections`, `webhook_stats`) live in the
 control schema: `sendgrid_source` on PostgreSQL (via the engine's schema translation), the
 main database file on SQLite. Each source's tables live in the source's own schema (an
-attached database file on SQLite). Event tables take their typed columns from the event
-models in `shared.events`.
+attached database file on SQLite). Event tables have the columns of their layout in
+`shared.event_records`, typed from the event models in `shared.events`.
+
+One module for both kinds of table: together they are the one layout of the database, with
+the same column types (`UTCDateTime`, `JSONType`), and a reader of the schema finds every
+table here.
 """
 
 from __future__ import annotations
 
-import types
-import typing
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -19,7 +21,15 @@ import sqlalchemy as sa
 from pydantic.fields import FieldInfo
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.events import EVENT_TYPES, WebhookEvent
+from shared.event_records import (
+    CUSTOM_ARGS,
+    EVENT_LAYOUTS,
+    ID,
+    RAW,
+    RECEIVED,
+    EventLayout,
+    stored_type,
+)
 from shared.identifiers import validate_schema_name
 
 CONTROL_SCHEMA = "sendgrid_source"
@@ -117,15 +127,10 @@ webhook_stats = sa.Table(
 )
 
 
-def _column_type(annotation: Any) -> sa.types.TypeEngine[Any]:
+def _column_type(field: FieldInfo) -> sa.types.TypeEngine[Any]:
     """Map an event model field's Python type to a column type."""
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
-        annotation = args[0]
-    origin = typing.get_origin(annotation) or annotation
-    if origin in (list, dict):
+    python_type = stored_type(field)
+    if python_type in (list, dict):
         return JSONType
     mapping: dict[Any, sa.types.TypeEngine[Any]] = {
         str: sa.Text(),
@@ -133,39 +138,26 @@ def _column_type(annotation: Any) -> sa.types.TypeEngine[Any]:
         bool: sa.Boolean(),
         datetime: UTCDateTime,
     }
-    if origin not in mapping:
-        raise TypeError(f"no column type for {annotation!r}")
-    return mapping[origin]
+    if python_type not in mapping:
+        raise TypeError(f"no column type for {field.annotation!r}")
+    return mapping[python_type]
 
 
-def event_value_fields(model: type[WebhookEvent]) -> tuple[str, ...]:
-    """The model's fields in the order of their columns: every field but `timestamp`, then
-    `timestamp`. An event table has `id` before them and `custom_args`, `raw`,
-    `received_at` after them."""
-    return (*(name for name in model.model_fields if name != "timestamp"), "timestamp")
-
-
-def event_json_fields(model: type[WebhookEvent]) -> frozenset[str]:
-    """The model's fields stored in JSON columns (lists and objects)."""
-    fields: dict[str, FieldInfo] = model.model_fields
-    return frozenset(
-        name for name, field in fields.items() if _column_type(field.annotation) is JSONType
-    )
-
-
-def _event_columns(model: type[WebhookEvent]) -> list[sa.Column[Any]]:
-    fields: dict[str, FieldInfo] = model.model_fields
+def _event_columns(layout: EventLayout) -> list[sa.Column[Any]]:
+    """The columns of `layout.columns`, in that order; the model's fields are typed by their
+    annotations and NOT NULL when the model requires them (`event`, `timestamp`)."""
+    fields: dict[str, FieldInfo] = layout.model.model_fields
+    own: dict[str, sa.Column[Any]] = {
+        ID: sa.Column(ID, sa.Text, primary_key=True),
+        CUSTOM_ARGS: sa.Column(CUSTOM_ARGS, JSONType, nullable=False),
+        RAW: sa.Column(RAW, JSONType, nullable=False),
+        RECEIVED: sa.Column(RECEIVED, UTCDateTime, nullable=False),
+    }
     return [
-        sa.Column("id", sa.Text, primary_key=True),
-        *(
-            sa.Column(name, _column_type(fields[name].annotation), nullable=name != "event")
-            for name in event_value_fields(model)
-            if name != "timestamp"
-        ),
-        sa.Column("timestamp", UTCDateTime, nullable=False),
-        sa.Column("custom_args", JSONType, nullable=False),
-        sa.Column("raw", JSONType, nullable=False),
-        sa.Column("received_at", UTCDateTime, nullable=False),
+        own[name]
+        if name in own
+        else sa.Column(name, _column_type(fields[name]), nullable=not fields[name].is_required())
+        for name in layout.columns
     ]
 
 
@@ -190,11 +182,10 @@ class SourceTables:
         self.schema = schema
         self.metadata = sa.MetaData(schema=schema)
         self.events: dict[str, sa.Table] = {}
-        for table_name, model in EVENT_TYPES.values():
-            if table_name not in self.events:
-                table = sa.Table(table_name, self.metadata, *_event_columns(model))
-                sa.Index(f"ix_{table_name}_received_at", table.c.received_at)
-                self.events[table_name] = table
+        for table_name, layout in EVENT_LAYOUTS.items():
+            table = sa.Table(table_name, self.metadata, *_event_columns(layout))
+            sa.Index(f"ix_{table_name}_received_at", table.c.received_at)
+            self.events[table_name] = table
         self.rejected = sa.Table(
             "rejected",
             self.metadata,

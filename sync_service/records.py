@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.events import dump_json
+from shared.json_codec import dump_json
 
 MARKETING = "marketing"  # the new API, /v3/marketing/*
 LEGACY = "legacy"  # Legacy Marketing Campaigns, /v3/contactdb/* and /v3/campaigns

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bulk_values import converted, dialect_converters, is_json, keys_in_json
-from shared.events import canonical_json, dump_json
+from shared.json_codec import canonical_json, dump_json
 from sync_service.records import Records, Row, content_hash
 
 # Rows per page (one transaction) for collections read in bulk, i.e. the contacts export.

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ingest_service.event_values import values_reader
+from shared.event_records import event_value_fields
 from shared.events import EVENT_TYPES, WebhookEvent
-from shared.tables import event_value_fields
 from tests.webhook_helpers import sample_events
 
 MODELS = sorted({model for _, model in EVENT_TYPES.values()}, key=lambda model: model.__name__)

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest_service.parsing import ID_AT, RAW_AT, parse_body
+from ingest_service.parsing import parse_body
 from ingest_service.writer import lane_of_tables
-from shared.events import EVENT_TABLES, KNOWN_KEYS, load_json
+from shared.event_records import CUSTOM_ARGS_AT, EVENT_LAYOUTS, ID_AT, RAW_AT, RECEIVED_AT
+from shared.events import EVENT_TABLES, KNOWN_KEYS
+from shared.json_codec import load_json
 from shared.tables import source_tables
 from tests.webhook_helpers import body_of, sample_events
 
@@ -36,7 +38,7 @@ def test_a_long_digit_run_inside_a_string_stays_on_the_fast_path(
     def refuse(*args: object, **kwargs: object) -> object:
         raise AssertionError("the stdlib parser was used")
 
-    monkeypatch.setattr("shared.events.json.loads", refuse)
+    monkeypatch.setattr("shared.json_codec.json.loads", refuse)
     body = b'[{"sg_message_id":"14c5d75ce93.1234567890123456789012.filter0001"}]'
 
     assert load_json(body) == [{"sg_message_id": "14c5d75ce93.1234567890123456789012.filter0001"}]
@@ -52,12 +54,14 @@ def test_parsed_records_line_up_with_their_tables_columns() -> None:
     assert batch.event_count == len(events)
     for table_name, records in batch.rows.items():
         names = [column.name for column in tables.events[table_name].columns]
+        assert names == list(EVENT_LAYOUTS[table_name].columns)
         for record in records:
             assert len(record) == len(names), table_name
             row = dict(zip(names, record, strict=True))
             assert record[ID_AT] == row["id"]
             assert record[RAW_AT] == row["raw"]
-            assert row["received_at"] == received_at
+            assert record[CUSTOM_ARGS_AT] == row["custom_args"]
+            assert record[RECEIVED_AT] == row["received_at"] == received_at
             raw = json.loads(row["raw"])
             assert raw in events
             assert row["event"] == raw["event"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -46,6 +47,43 @@ async def test_duplicates_in_one_batch_and_across_batches_are_stored_once(
     assert summary["events_stored"] == 3
     assert summary["events_last_24h"]["delivered"] == 3
     assert summary["last_event_at"] is not None
+
+
+async def test_last_event_at_is_when_the_last_stored_event_was_received(
+    ingest: httpx.AsyncClient,
+) -> None:
+    source = await new_source(ingest)
+
+    async def last_event_at() -> datetime | None:
+        summary = (await ingest.get(f"/sources/{source['id']}")).json()["webhook"]
+        return (
+            None
+            if summary["last_event_at"] is None
+            else datetime.fromisoformat(summary["last_event_at"])
+        )
+
+    async def store_nothing(*more: bytes) -> None:
+        """An empty body, refused events and a refused body (and `more`) store no event."""
+        refused_events = [{"event": "teleported", "timestamp": 1}, event(9, timestamp="never")]
+        bodies = (b"[]", body_of(refused_events), b'{"event": "delivered"}', *more)
+        answers = [await ingest.post(source["path"], content=body) for body in bodies]
+        assert [a.status_code for a in answers] == [200, 200, 400] + [200] * len(more)
+        assert [a.json().get("stored", 0) for a in answers] == [0] * len(bodies)
+
+    await store_nothing()
+    assert await last_event_at() is None
+
+    assert (await ingest.post(source["path"], content=body_of([event(1)]))).json()["stored"] == 1
+    first = await last_event_at()
+    assert first is not None
+
+    await store_nothing(body_of([event(1)]))  # a duplicate stores nothing either
+    assert await last_event_at() == first
+
+    assert (await ingest.post(source["path"], content=body_of([event(2)]))).json()["stored"] == 1
+    second = await last_event_at()
+    assert second is not None
+    assert second > first
 
 
 async def test_events_without_sg_event_id_dedupe_on_content(

@@ -1,0 +1,72 @@
+"""A group commit is written again only after losing a race on a key: a unique violation or
+a deadlock, told by the error's code on each backend, never by its wording."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import create_engine
+from shared.db_errors import lost_write_race
+
+
+@pytest.fixture
+async def connection(database_url: str) -> AsyncIterator[AsyncConnection]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            async with connection.begin():
+                await connection.exec_driver_sql(
+                    "CREATE TEMPORARY TABLE race "
+                    "(id TEXT PRIMARY KEY, v TEXT NOT NULL, u TEXT UNIQUE)"
+                )
+                await connection.exec_driver_sql("INSERT INTO race VALUES ('a', 'x', 'u1')")
+            yield connection
+    finally:
+        await engine.dispose()
+
+
+async def _error_of(connection: AsyncConnection, sql: str) -> sa.exc.DBAPIError:
+    with pytest.raises(sa.exc.DBAPIError) as raised:
+        async with connection.begin():
+            await connection.exec_driver_sql(sql)
+    return raised.value
+
+
+async def test_a_key_stored_meanwhile_is_a_race(connection: AsyncConnection) -> None:
+    primary_key = await _error_of(connection, "INSERT INTO race VALUES ('a', 'y', 'u2')")
+    unique = await _error_of(connection, "INSERT INTO race VALUES ('b', 'y', 'u1')")
+
+    assert lost_write_race(primary_key)
+    assert lost_write_race(unique)
+
+
+async def test_other_integrity_errors_are_not_a_race(connection: AsyncConnection) -> None:
+    not_null = await _error_of(connection, "INSERT INTO race VALUES ('b', NULL, 'u2')")
+
+    assert isinstance(not_null, sa.exc.IntegrityError)
+    assert not lost_write_race(not_null)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_raw_copy_onto_a_stored_key_is_a_race(connection: AsyncConnection) -> None:
+    """The event COPY goes to asyncpg itself, which raises its own errors."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    with pytest.raises(asyncpg.PostgresError) as raised:
+        async with connection.begin():
+            await driver.copy_records_to_table("race", records=[("a", "y", "u2")])
+
+    assert lost_write_race(raised.value)
+
+
+def test_deadlocks_are_a_race_and_lookalike_wording_is_not() -> None:
+    assert lost_write_race(asyncpg.DeadlockDetectedError("deadlock detected"))
+    assert not lost_write_race(asyncpg.SerializationError("could not serialize"))
+    assert not lost_write_race(sqlite3.OperationalError("deadlock on a unique key"))
+    assert not lost_write_race(RuntimeError("unique deadlock"))

@@ -25,7 +25,7 @@ from shared.tables import source_tables
 from sync_service.api_detection import choose_api
 from sync_service.client import Clock, RetryPolicy, SendGridClient, Sleep
 from sync_service.contacts_export import ExportPolicy
-from sync_service.errors import AuthRejected, Forbidden, SendGridError
+from sync_service.errors import AuthRejected, SendGridError, SendGridForbidden
 from sync_service.ledger import (
     CollectionResult,
     RunStatus,
@@ -158,7 +158,7 @@ async def sync_collection(
                 progress(reader.table, result.rows_upserted, False)
             # Reached only when the listing is complete: a SendGrid error skips it.
             result.rows_deleted = await listing.mark_missing_deleted(utcnow())
-    except Forbidden as exc:
+    except SendGridForbidden as exc:
         result.status, result.message = "forbidden", str(exc)
     except AuthRejected:
         raise

@@ -47,9 +47,9 @@ from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
 from shared.settings import Settings, load_settings
 from shared.tables import source_tables
+from sync_service.contact_records import ContactRecords
 from sync_service.export_files import iterate_csv_value_batches
-from sync_service.records import ContactRecords, Records
-from sync_service.upserts import with_content_hash
+from sync_service.object_records import Records, with_content_hash
 
 # `contacts` for `run`: the quick run, and the full one (1M against 100k is the RSS target).
 QUICK_CONTACTS = (20_000,)

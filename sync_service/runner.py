@@ -35,9 +35,9 @@ from sync_service.ledger import (
     record_collection,
     utcnow,
 )
+from sync_service.listing_writer import ListingWriter, copy_connection
 from sync_service.readers import MARKETING_READERS, CollectionReader, ReadContext
 from sync_service.run_claims import HEARTBEAT_SECONDS, RunClaim
-from sync_service.upserts import Listing, copy_connection
 
 log = logging.getLogger("sendgrid_source.sync")
 
@@ -151,7 +151,7 @@ async def sync_collection(
         async with (
             deps.engine.connect() as connection,
             copy_connection(deps.engine) as copier,
-            Listing(connection, table, started, copier) as listing,
+            ListingWriter(connection, table, started, copier) as listing,
         ):
             async for page in read_ahead(reader.read(client, context)):
                 result.rows_upserted += await listing.write(page)

@@ -15,8 +15,14 @@ from sync_service.errors import (
     SendGridForbidden,
     SendGridNotFound,
 )
-from tests.sync.fakes import API, API_KEY, FakeTime
-from tests.sync.payloads import error_body, marketing_list, rate_limit_headers, token_page
+from tests.fake_sendgrid.payloads import (
+    API,
+    error_body,
+    marketing_list,
+    rate_limit_headers,
+    token_page,
+)
+from tests.sync.fakes import API_KEY, FakeTime
 
 LISTS = f"{API}/v3/marketing/lists"
 ONE_LIST = token_page(

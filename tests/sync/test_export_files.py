@@ -9,7 +9,7 @@ import pytest
 
 from sync_service.errors import ExportFailed
 from sync_service.export_files import Row, inflate_if_gzip, iterate_csv_value_batches
-from tests.sync.payloads import EXPORT_HEADER, export_csv_row
+from tests.fake_sendgrid.payloads import EXPORT_HEADER, export_csv_row
 
 
 async def in_chunks(data: bytes, size: int) -> AsyncIterator[bytes]:

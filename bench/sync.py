@@ -1,4 +1,4 @@
-"""Sync benchmark: a whole Marketing Campaigns sync against bench/fake_sendgrid, against the
+"""Sync benchmark: a whole Marketing Campaigns sync against tests/fake_sendgrid/server, against the
 write path's limit (raw COPY / executemany of the same rows into the same `recipients` table),
 in the same run.
 
@@ -38,7 +38,6 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bench.fake_sendgrid import FakeAccountState, _export_rows
 from bench.ingest import ADMIN_TOKEN, SECRET_KEY, free_port, peak_rss_mb
 from shared import warehouse
 from shared.db import create_engine, sqlite_schema_path, use_source_schema
@@ -47,9 +46,10 @@ from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
 from shared.settings import Settings, load_settings
 from shared.tables import source_tables
+from sync_service.contact_records import ContactRecords
 from sync_service.export_files import iterate_csv_value_batches
-from sync_service.records import ContactRecords, Records
-from sync_service.upserts import with_content_hash
+from sync_service.object_records import Records, with_content_hash
+from tests.fake_sendgrid.server import FakeAccountState, _export_rows
 
 # `contacts` for `run`: the quick run, and the full one (1M against 100k is the RSS target).
 QUICK_CONTACTS = (20_000,)
@@ -156,14 +156,14 @@ async def _child(source_name: str, out: Path) -> None:
 
 
 class FakeSendGridProcess:
-    """bench/fake_sendgrid as its own process on a free port."""
+    """tests/fake_sendgrid/server.py as its own process on a free port."""
 
     def __init__(self, contacts: int, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fake_sendgrid", "--port", str(self.port),
+            [sys.executable, "-m", "tests.fake_sendgrid.server", "--port", str(self.port),
              "--contacts", str(contacts), "--lists", str(LISTS),
              "--single-sends", str(SINGLE_SENDS), "--export-files", str(EXPORT_FILES),
              "--rate-limit-every", str(RATE_LIMIT_EVERY)],

@@ -25,7 +25,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest_service.parsing import RejectedRow
-from shared.bulk_values import converted, dialect_converters, is_json, keys_in_json
+from shared.bulk_inserts import copy_records, sqlite_insert_sql, sqlite_values
+from shared.bulk_values import is_json, keys_in_json
 from shared.event_records import ID_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, dump_json, load_json
 
@@ -80,13 +81,8 @@ async def _insert_copy(
     new = sorted((record for record in records if record[ID_AT] not in present), key=_by_id)
     if not new:
         return set()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    await driver.copy_records_to_table(
-        table.name,
-        schema_name=table.schema,
-        records=new,
-        columns=[column.name for column in table.columns],
+    await copy_records(
+        connection, table.name, table.schema, [column.name for column in table.columns], new
     )
     return {record[ID_AT] for record in new}
 
@@ -130,19 +126,14 @@ async def _insert_unnest(
 
 
 def _sqlite_insert_sql(connection: AsyncConnection, table: sa.Table, suffix: str = "") -> str:
-    quote = connection.dialect.identifier_preparer.quote
-    names = [column.name for column in table.columns]
-    return (
-        f"INSERT INTO {table.schema}.{table.name} ({', '.join(quote(n) for n in names)}) "
-        f"VALUES ({', '.join('?' for _ in names)}){suffix}"
-    )
+    return sqlite_insert_sql(connection, table, [column.name for column in table.columns], suffix)
 
 
 def _sqlite_values(
     connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
 ) -> list[EventRecord]:
     names = [column.name for column in table.columns]
-    return converted(list(records), dialect_converters(table, names, connection.dialect))
+    return sqlite_values(connection, table, names, list(records))
 
 
 async def _insert_sqlite(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sync_service.client import SendGridClient
-from sync_service.errors import AuthRejected, Forbidden, NotFound, RequestRejected
+from sync_service.errors import AuthRejected, RequestRejected, SendGridForbidden, SendGridNotFound
 from sync_service.readers import LEGACY_READERS, MARKETING_READERS, CollectionReader
 
 
@@ -29,12 +29,12 @@ async def _count(client: SendGridClient, path: str, key: str) -> int:
 
 async def choose_api(client: SendGridClient) -> ApiChoice:
     """Probe both APIs' contact counts and pick the one that serves the four tables."""
-    marketing_refusal: Forbidden | None = None
+    marketing_refusal: SendGridForbidden | None = None
     marketing_contacts = 0
     try:
         # A 401 here means the key itself is bad: it propagates and fails the run.
         marketing_contacts = await _count(client, "/v3/marketing/contacts/count", "contact_count")
-    except Forbidden as exc:
+    except SendGridForbidden as exc:
         marketing_refusal = exc
 
     legacy_recipients: int | None
@@ -49,7 +49,7 @@ async def choose_api(client: SendGridClient) -> ApiChoice:
             legacy_recipients = None
         else:
             raise
-    except (Forbidden, NotFound, RequestRejected):
+    except (SendGridForbidden, SendGridNotFound, RequestRejected):
         legacy_recipients = None
 
     if marketing_refusal is None:

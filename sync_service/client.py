@@ -26,12 +26,12 @@ from tenacity import (
 from sync_service.errors import (
     AuthRejected,
     ExportFailed,
-    Forbidden,
-    NotFound,
     RateLimited,
     RequestRejected,
     RetryableAPIError,
     SendGridError,
+    SendGridForbidden,
+    SendGridNotFound,
 )
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -231,9 +231,11 @@ class SendGridClient:
         if status == 401:
             raise AuthRejected(detail)
         if status == 403:
-            raise Forbidden(url, detail)
+            raise SendGridForbidden(url, detail)
         if status == 404:
-            raise NotFound(f"{urlsplit(url).path} not found" + (f": {detail}" if detail else ""))
+            raise SendGridNotFound(
+                f"{urlsplit(url).path} not found" + (f": {detail}" if detail else "")
+            )
         if status == 429:
             raise RateLimited(url, _header_float(response, "X-RateLimit-Reset"))
         if status >= 500:

@@ -34,7 +34,6 @@ class ExportPolicy:
 class ExportJob:
     id: str
     urls: list[str]
-    contact_count: int | None
 
 
 class _StillPending(Exception):
@@ -63,8 +62,7 @@ def _job_from(body: Any, export_id: str) -> ExportJob | None:
     urls = body.get("urls") or []
     if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
         raise SendGridError(f"{EXPORTS_PATH}/{export_id} is ready but its urls are not a list")
-    count = body.get("contact_count")
-    return ExportJob(export_id, list(urls), count if isinstance(count, int) else None)
+    return ExportJob(export_id, list(urls))
 
 
 async def wait_for_export(

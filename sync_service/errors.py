@@ -1,7 +1,9 @@
 """What can go wrong while talking to SendGrid, as one small tree.
 
-The sync job maps these at one place: `AuthRejected` fails the whole run, `Forbidden` marks one
-collection, everything else fails the collection it happened in.
+The sync job maps these at one place: `AuthRejected` fails the whole run, `SendGridForbidden`
+marks one collection, everything else fails the collection it happened in. The names say
+"SendGrid" where shared/errors.py has an error of our own API with the same status code
+(`Forbidden`, `NotFound`): these are what SendGrid answered us, not what we answer.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class AuthRejected(SendGridError):
         super().__init__(AUTH_REJECTED_MESSAGE + (f" ({detail})" if detail else ""))
 
 
-class Forbidden(SendGridError):
+class SendGridForbidden(SendGridError):
     """403 on one endpoint: the key lacks a scope or the account lacks the product."""
 
     def __init__(self, url: str, detail: str = "") -> None:
@@ -52,7 +54,7 @@ class Forbidden(SendGridError):
         super().__init__(f"SendGrid refused {path}{said}: it needs {self.requirement}")
 
 
-class NotFound(SendGridError):
+class SendGridNotFound(SendGridError):
     """404; legacy recipient paging uses it to say there are no more pages."""
 
 

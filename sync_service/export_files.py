@@ -159,17 +159,3 @@ async def iterate_csv_value_batches(chunks: AsyncIterable[bytes]) -> AsyncIterat
     tail = decoder.decode(b"", final=True)
     if batch := batch_of(splitter.feed(tail) + splitter.finish()):
         yield batch
-
-
-async def iterate_csv_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[Row]]:
-    """Rows of one export file as dicts keyed by the lower-cased header (`contact_id`, ...),
-    a list per chunk received."""
-    async for batch in iterate_csv_value_batches(chunks):
-        yield batch.rows()
-
-
-async def iterate_csv_rows(chunks: AsyncIterable[bytes]) -> AsyncIterator[Row]:
-    """Rows of one export file, one at a time."""
-    async for rows in iterate_csv_batches(chunks):
-        for row in rows:
-            yield row

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.tables import sync_run_collections, sync_runs
 
 Trigger = Literal["initial", "scheduled", "manual"]
-CollectionStatus = Literal["succeeded", "empty", "forbidden", "failed", "skipped"]
+CollectionStatus = Literal["succeeded", "empty", "forbidden", "failed"]
 RunStatus = Literal["running", "succeeded", "partial", "failed"]
 
 # The error of a run whose process stopped before it finished (see run_claims).

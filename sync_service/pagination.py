@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from sync_service.client import QueryParams, SendGridClient
-from sync_service.errors import NotFound, OffHostLink, PaginationLoop, SendGridError
+from sync_service.errors import OffHostLink, PaginationLoop, SendGridError, SendGridNotFound
 
 Item = dict[str, Any]
 Page = list[Item]
@@ -132,7 +132,7 @@ async def iterate_numbered_pages(
     while True:
         try:
             body = await client.get_json(path, {"page": page, "page_size": page_size})
-        except NotFound:
+        except SendGridNotFound:
             return
         items = extract_items(body, items_key, path)
         if not items:

@@ -11,8 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from sync_service.client import SendGridClient
+from sync_service.contact_records import ContactRecords, legacy_recipient_row
 from sync_service.contacts_export import ExportPolicy, iterate_exported_batches
 from sync_service.errors import SendGridError
+from sync_service.listing_writer import BATCH_SIZE
+from sync_service.object_records import Records, Row
 from sync_service.pagination import (
     fetch_single_page,
     iterate_numbered_pages,
@@ -22,19 +25,14 @@ from sync_service.pagination import (
 from sync_service.records import (
     LEGACY,
     MARKETING,
-    ContactRecords,
     FieldTypes,
-    Records,
-    Row,
     campaign_row,
     legacy_campaign_row,
     legacy_list_row,
-    legacy_recipient_row,
     legacy_segment_row,
     list_row,
     segment_row,
 )
-from sync_service.upserts import BATCH_SIZE
 
 # A page is what one transaction writes: dicts for small collections, records for contacts.
 RowPages = AsyncIterator[list[Row] | Records]

@@ -25,7 +25,7 @@ from shared.tables import source_tables
 from sync_service.api_detection import choose_api
 from sync_service.client import Clock, RetryPolicy, SendGridClient, Sleep
 from sync_service.contacts_export import ExportPolicy
-from sync_service.errors import AuthRejected, Forbidden, SendGridError
+from sync_service.errors import AuthRejected, SendGridError, SendGridForbidden
 from sync_service.ledger import (
     CollectionResult,
     RunStatus,
@@ -35,9 +35,9 @@ from sync_service.ledger import (
     record_collection,
     utcnow,
 )
+from sync_service.listing_writer import ListingWriter, copy_connection
 from sync_service.readers import MARKETING_READERS, CollectionReader, ReadContext
 from sync_service.run_claims import HEARTBEAT_SECONDS, RunClaim
-from sync_service.upserts import Listing, copy_connection
 
 log = logging.getLogger("sendgrid_source.sync")
 
@@ -151,14 +151,14 @@ async def sync_collection(
         async with (
             deps.engine.connect() as connection,
             copy_connection(deps.engine) as copier,
-            Listing(connection, table, started, copier) as listing,
+            ListingWriter(connection, table, started, copier) as listing,
         ):
             async for page in read_ahead(reader.read(client, context)):
                 result.rows_upserted += await listing.write(page)
                 progress(reader.table, result.rows_upserted, False)
             # Reached only when the listing is complete: a SendGrid error skips it.
             result.rows_deleted = await listing.mark_missing_deleted(utcnow())
-    except Forbidden as exc:
+    except SendGridForbidden as exc:
         result.status, result.message = "forbidden", str(exc)
     except AuthRejected:
         raise

@@ -32,13 +32,13 @@ from shared.tables import source_tables
 from sync_service.client import RetryPolicy
 from sync_service.contacts_export import ExportPolicy
 from sync_service.ledger import RunRecord, list_runs
+from sync_service.listing_writer import BATCH_SIZE
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
-from sync_service.upserts import BATCH_SIZE
 from tests.conftest import SENDGRID_TEST_URL, api_key
-from tests.sync.fake_account import DOWNLOADS_HOST, Contact, FakeAccount
+from tests.fake_sendgrid.account import DOWNLOADS_HOST, Contact, FakeAccount
+from tests.fake_sendgrid.payloads import error_body, rate_limit_headers, token_page
 from tests.sync.fakes import FakeTime
-from tests.sync.payloads import error_body, rate_limit_headers, token_page
 
 API = SENDGRID_TEST_URL
 LISTS = f"{API}/v3/marketing/lists"

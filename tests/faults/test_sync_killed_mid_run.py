@@ -33,6 +33,7 @@ from sync_service.ledger import utcnow
 from sync_service.run_claims import INTERRUPTED
 from sync_service.scheduling import SyncScheduler
 from tests.conftest import ADMIN_TOKEN, SENDGRID_TEST_URL, api_key
+from tests.fake_sendgrid.account import Contact, FakeAccount
 from tests.faults.conftest import (
     Process,
     fetch,
@@ -41,7 +42,6 @@ from tests.faults.conftest import (
     service_env,
     wait_until_up,
 )
-from tests.sync.fake_account import Contact, FakeAccount
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +101,7 @@ async def test_a_run_killed_midway_is_failed_by_the_next_one_which_completes(
     fake_url = f"http://127.0.0.1:{fake_port}"
     sync_url = f"http://127.0.0.1:{sync_port}"
     fake = processes(
-        [sys.executable, "-m", "bench.fake_sendgrid", "--contacts", str(CONTACTS),
+        [sys.executable, "-m", "tests.fake_sendgrid.server", "--contacts", str(CONTACTS),
          "--lists", str(LISTS), "--port", str(fake_port)],
         service_env(settings), tmp_path / "fake.log",
     )  # fmt: skip

@@ -17,8 +17,9 @@ from sync_service.contacts_export import ExportPolicy
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
 from tests.conftest import SENDGRID_TEST_URL, api_key
-from tests.sync.fake_account import FakeAccount
-from tests.sync.fakes import API, API_KEY, FakeTime
+from tests.fake_sendgrid.account import FakeAccount
+from tests.fake_sendgrid.payloads import API
+from tests.sync.fakes import API_KEY, FakeTime
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
-"""Test doubles for the SendGrid HTTP layer."""
+"""The sync tests' clock and API key; SendGrid itself is faked in tests/fake_sendgrid."""
 
 from __future__ import annotations
 
 import asyncio
 
-API = "https://api.sendgrid.com"
 API_KEY = "SG.sync-tests.0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghi"
 START = 1_764_000_000.0  # an arbitrary unix time for the fake clock
 

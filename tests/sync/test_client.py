@@ -9,14 +9,20 @@ import respx
 from sync_service.client import RetryPolicy, SendGridClient
 from sync_service.errors import (
     AuthRejected,
-    Forbidden,
-    NotFound,
     RateLimited,
     RequestRejected,
     RetryableAPIError,
+    SendGridForbidden,
+    SendGridNotFound,
 )
-from tests.sync.fakes import API, API_KEY, FakeTime
-from tests.sync.payloads import error_body, marketing_list, rate_limit_headers, token_page
+from tests.fake_sendgrid.payloads import (
+    API,
+    error_body,
+    marketing_list,
+    rate_limit_headers,
+    token_page,
+)
+from tests.sync.fakes import API_KEY, FakeTime
 
 LISTS = f"{API}/v3/marketing/lists"
 ONE_LIST = token_page(
@@ -211,7 +217,7 @@ async def test_403_names_the_scope_the_endpoint_needs(
         403, json=error_body("access forbidden")
     )
 
-    with pytest.raises(Forbidden) as caught:
+    with pytest.raises(SendGridForbidden) as caught:
         await sendgrid_api.get_json("/v3/contactdb/lists")
 
     assert caught.value.requirement == (
@@ -229,7 +235,7 @@ async def test_404_and_other_4xx_are_not_retried(
         400, json=error_body("must be <= 1000", field="page_size")
     )
 
-    with pytest.raises(NotFound):
+    with pytest.raises(SendGridNotFound):
         await sendgrid_api.get_json("/v3/contactdb/recipients")
     with pytest.raises(RequestRejected, match="400 to /v3/marketing/lists: must be <= 1000"):
         await sendgrid_api.get_json("/v3/marketing/lists", {"page_size": 5000})

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared.tables import source_tables
-from sync_service.records import ContactRecords, Records, content_hash
-from sync_service.upserts import with_content_hash
+from sync_service.contact_records import ContactRecords
+from sync_service.object_records import Records, content_hash, with_content_hash
 
 HEADER = ("contact_id", "email", "alternate_emails", "created_at", "num_orders", "birthday")
 VALUES = [

@@ -17,14 +17,15 @@ from sync_service.contacts_export import (
 )
 from sync_service.errors import ExportFailed
 from sync_service.export_files import Row
-from tests.sync.fakes import API, FakeTime
-from tests.sync.payloads import (
+from tests.fake_sendgrid.payloads import (
+    API,
     EXPORT_HEADER,
     export_created,
     export_csv_row,
     export_status,
     gzip_bytes,
 )
+from tests.sync.fakes import FakeTime
 
 EXPORTS = f"{API}/v3/marketing/contacts/exports"
 EXPORT_ID = "6f7d5c46-2f0c-4d35-9c6b-3b9a5b1e2d10"

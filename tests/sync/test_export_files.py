@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sync_service.errors import ExportFailed
-from sync_service.export_files import Row, inflate_if_gzip, iterate_csv_rows
-from tests.sync.payloads import EXPORT_HEADER, export_csv_row
+from sync_service.export_files import Row, inflate_if_gzip, iterate_csv_value_batches
+from tests.fake_sendgrid.payloads import EXPORT_HEADER, export_csv_row
 
 
 async def in_chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -18,7 +18,8 @@ async def in_chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 
 async def rows_of(data: bytes, chunk_size: int = 7) -> list[Row]:
-    return [row async for row in iterate_csv_rows(in_chunks(data, chunk_size))]
+    batches = iterate_csv_value_batches(in_chunks(data, chunk_size))
+    return [row async for batch in batches for row in batch.rows()]
 
 
 CSV = (
@@ -106,10 +107,10 @@ async def test_rows_stream_out_before_the_file_is_read() -> None:
             consumed += 1
             yield export_csv_row(f"id-{i}", f"user{i}@example.com", "Ab").encode()
 
-    rows = iterate_csv_rows(counting_chunks())
-    first = await anext(rows)
+    batches = iterate_csv_value_batches(counting_chunks())
+    first = await anext(batches)
 
-    assert first["contact_id"] == "id-0"
+    assert [row["contact_id"] for row in first.rows()] == ["id-0"]
     assert consumed <= 2  # the parser held at most the chunk it was working on
-    rest = [row async for row in rows]
-    assert len(rest) == total_rows - 1
+    rest = [len(batch.records) async for batch in batches]
+    assert sum(rest) == total_rows - 1

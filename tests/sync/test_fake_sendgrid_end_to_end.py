@@ -1,16 +1,16 @@
-"""A whole sync through real HTTP semantics against bench/fake_sendgrid (ASGI, no network)."""
+"""A whole sync through real HTTP semantics against the fake SendGrid server (ASGI, no network)."""
 
 from __future__ import annotations
 
 import httpx
 import sqlalchemy as sa
 
-from bench.fake_sendgrid import FakeAccountState, create_fake_sendgrid
 from shared.db import use_source_schema
 from shared.registry import Source
 from shared.tables import source_tables
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
+from tests.fake_sendgrid.server import FakeAccountState, create_fake_sendgrid
 from tests.sync.fakes import FakeTime
 
 

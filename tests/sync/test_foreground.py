@@ -13,7 +13,7 @@ from shared.settings import Settings
 from sync_service.foreground import sync_in_foreground
 from sync_service.ledger import list_runs
 from sync_service.runner import SyncDependencies
-from tests.sync.fake_account import FakeAccount
+from tests.fake_sendgrid.account import FakeAccount
 
 
 def recording_console() -> Console:

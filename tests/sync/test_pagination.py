@@ -17,8 +17,8 @@ from sync_service.pagination import (
     iterate_offset_pages,
     iterate_token_pages,
 )
-from tests.sync.fakes import API
-from tests.sync.payloads import (
+from tests.fake_sendgrid.payloads import (
+    API,
     legacy_campaign,
     legacy_recipient,
     marketing_list,

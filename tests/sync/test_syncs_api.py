@@ -14,7 +14,7 @@ from shared.settings import Settings
 from sync_service.app import create_app
 from sync_service.service import SyncService
 from tests.conftest import ADMIN_TOKEN
-from tests.sync.fake_account import FakeAccount
+from tests.fake_sendgrid.account import FakeAccount
 from tests.sync.fakes import FakeTime
 
 

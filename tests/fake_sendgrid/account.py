@@ -1,6 +1,6 @@
 """A SendGrid account behind respx routes, whose contents a test can change between syncs.
 
-Every answer is shaped as the official spec says (see payloads.py); the routes read the
+Every answer is built by payloads.py, as the server's are; the routes read the
 account's current state on each request, so "a contact deleted between two syncs" is just
 removing it from `contacts` before the second sync.
 """
@@ -13,17 +13,21 @@ from dataclasses import dataclass, field
 import httpx
 import respx
 
-from tests.sync.payloads import (
+from tests.fake_sendgrid.payloads import (
     EXPORT_HEADER,
     JSON,
+    contact_count,
     error_body,
     export_created,
     export_status,
+    field_definitions,
     legacy_campaign,
     legacy_recipient,
     marketing_list,
+    paged,
     segment_v2,
-    token_page,
+    single_send,
+    single_send_detail,
 )
 
 DOWNLOADS_HOST = "sendgrid-exports.s3.amazonaws.com"
@@ -36,40 +40,6 @@ class Contact:
     email: str
     first_name: str
     custom: dict[str, str] = field(default_factory=dict)
-
-
-def single_send(send_id: str, name: str, status: str = "triggered") -> JSON:
-    """mc_singlesends `SinglesendResponseShort` (every required field)."""
-    return {
-        "id": send_id,
-        "name": name,
-        "abtest": None,
-        "status": status,
-        "categories": ["newsletter"],
-        "send_at": "2026-11-02T15:00:00Z",
-        "is_abtest": False,
-        "updated_at": "2026-11-02T14:10:00Z",
-        "created_at": "2026-10-30T09:00:00Z",
-    }
-
-
-def single_send_detail(short: JSON, list_ids: list[str]) -> JSON:
-    """mc_singlesends `SinglesendResponse`: the summary plus send_to and email_config."""
-    detail = {key: value for key, value in short.items() if key not in ("abtest", "is_abtest")}
-    detail["send_to"] = {"list_ids": list_ids, "segment_ids": [], "all": False}
-    detail["email_config"] = {
-        "subject": f"{short['name']}: this month's news",
-        "html_content": "<p>news</p>",
-        "plain_content": "news",
-        "generate_plain_content": True,
-        "editor": "code",
-        "suppression_group_id": 42,
-        "custom_unsubscribe_url": None,
-        "sender_id": 124451,
-        "ip_pool": None,
-    }
-    detail["warnings"] = []
-    return detail
 
 
 class FakeAccount:
@@ -162,19 +132,11 @@ class FakeAccount:
 
     def _lists(self, request: httpx.Request) -> httpx.Response:
         self.page_size_seen.append(request.url.params.get("page_size", ""))
-        page_size = int(request.url.params.get("page_size", "100"))
-        start = int(request.url.params.get("page_token") or 0)
-        url = f"{self.base_url}/v3/marketing/lists"
-        following = start + page_size
-        body = token_page(
-            self.lists[start:following],
-            self_url=f"{url}?page_size={page_size}&page_token={start or ''}",
-            next_url=(
-                f"{url}?page_size={page_size}&page_token={following}"
-                if following < len(self.lists)
-                else None
-            ),
-            count=len(self.lists),
+        body = paged(
+            self.lists,
+            f"{self.base_url}/v3/marketing/lists",
+            int(request.url.params.get("page_size", "100")),
+            request.url.params.get("page_token"),
         )
         return self._refused(request) or httpx.Response(200, json=body)
 
@@ -182,14 +144,11 @@ class FakeAccount:
         return self._refused(request) or httpx.Response(200, json={"results": self.segments})
 
     def _fields(self, request: httpx.Request) -> httpx.Response:
-        body = {
-            "custom_fields": self.custom_fields,
-            "reserved_fields": [{"id": "_rf23_T", "name": "contact_id", "field_type": "Text"}],
-        }
+        body = field_definitions(self.custom_fields)
         return self._refused(request) or httpx.Response(200, json=body)
 
     def _contact_count(self, request: httpx.Request) -> httpx.Response:
-        body = {"contact_count": len(self.contacts), "billable_count": len(self.contacts)}
+        body = contact_count(len(self.contacts))
         return self._refused(request) or httpx.Response(200, json=body)
 
     def _start_export(self, request: httpx.Request) -> httpx.Response:
@@ -236,8 +195,12 @@ class FakeAccount:
         return httpx.Response(200, content=gzip.compress(data) if self.gzip_export else data)
 
     def _single_sends(self, request: httpx.Request) -> httpx.Response:
-        url = f"{self.base_url}/v3/marketing/singlesends"
-        body = token_page(self.single_sends, self_url=url, count=len(self.single_sends))
+        body = paged(
+            self.single_sends,
+            f"{self.base_url}/v3/marketing/singlesends",
+            int(request.url.params.get("page_size", "100")),
+            request.url.params.get("page_token"),
+        )
         return self._refused(request) or httpx.Response(200, json=body)
 
     def _single_send(self, request: httpx.Request) -> httpx.Response:

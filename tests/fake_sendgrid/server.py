@@ -1,4 +1,6 @@
-"""A small stateful SendGrid Marketing Campaigns API, for benchmarks and end-to-end tests.
+"""A generated SendGrid Marketing Campaigns account of any size over real HTTP, for the
+benchmark and the end-to-end and fault tests. Its answers come from payloads.py, as the
+respx account's do (account.py).
 
 Prism (the spec's mock server) cannot exercise a sync: it ignores page tokens, hands out
 off-host `next` links, never finishes an export and sends no rate-limit headers. This fake
@@ -9,7 +11,7 @@ contacts are about 30 MB of gzip in this process's memory),
 `POST /fake/contacts/edit?share=0.01` edits a share of the contacts (name, orders, updated_at),
 so the next export differs from the last one by exactly that share.
 
-    python -m bench.fake_sendgrid --contacts 1000000 --port 4010
+    python -m tests.fake_sendgrid.server --contacts 1000000 --port 4010
     SENDGRID_API_URL=http://127.0.0.1:4010 sendgrid-source sync-now SOURCE
 """
 
@@ -27,11 +29,27 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-EXPORT_HEADER = (
-    "EMAIL,FIRST_NAME,LAST_NAME,ADDRESS_LINE_1,ADDRESS_LINE_2,CITY,STATE_PROVINCE_REGION,"
-    "POSTAL_CODE,COUNTRY,ALTERNATE_EMAILS,PHONE_NUMBER,WHATSAPP,LINE,FACEBOOK,UNIQUE_NAME,"
-    "CREATED_AT,UPDATED_AT,CONTACT_ID,NUM_ORDERS"
+from tests.fake_sendgrid.payloads import (
+    EXPORT_HEADER,
+    JSON,
+    contact_count,
+    error_body,
+    export_created,
+    export_status,
+    field_definitions,
+    marketing_list,
+    paged,
+    rate_limit_headers,
+    scopes,
+    segment_v2,
+    single_send,
+    single_send_detail,
 )
+
+# The generated contacts' one custom field, a Number.
+CUSTOM_FIELDS = [{"id": "w1", "name": "num_orders", "field_type": "Number"}]
+_HEADER = f"{EXPORT_HEADER},NUM_ORDERS"
+_LIST_0 = str(uuid.UUID(int=10_000))
 
 
 @dataclass
@@ -60,7 +78,7 @@ def _contact_id(n: int) -> str:
 def _export_rows(state: FakeAccountState, part: int, revision: int = 0) -> Iterator[bytes]:
     """One export file as gzip, generated in chunks of a thousand rows."""
     compressor = zlib.compressobj(wbits=zlib.MAX_WBITS | 16)
-    yield compressor.compress((EXPORT_HEADER + "\r\n").encode())
+    yield compressor.compress((_HEADER + "\r\n").encode())
     lines: list[str] = []
     every = state.edited_every
     for n in range(part, state.contacts, state.export_files):
@@ -96,80 +114,59 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
     @app.middleware("http")
     async def rate_limits(request: Request, call_next: Any) -> Response:
         account.requests += 1
-        reset = str(int(time.time()) + 1)
+        reset = time.time() + 1
         every = account.rate_limit_every
         if every and account.requests % every == 0 and request.url.path.startswith("/v3/"):
             return JSONResponse(
-                {"errors": [{"field": None, "message": "too many requests"}]},
+                error_body("too many requests"),
                 status_code=429,
-                headers={"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
-                         "X-RateLimit-Reset": reset},
-            )  # fmt: skip
+                headers=rate_limit_headers(0, reset),
+            )
         response: Response = await call_next(request)
-        response.headers["X-RateLimit-Limit"] = "600"
-        response.headers["X-RateLimit-Remaining"] = "599"
-        response.headers["X-RateLimit-Reset"] = reset
+        response.headers.update(rate_limit_headers(599, reset))
         return response
 
-    def page(request: Request, items: list[dict[str, Any]], key: str = "result") -> JSONResponse:
-        size = int(request.query_params.get("page_size", "100"))
-        start = int(request.query_params.get("page_token") or 0)
+    def page(request: Request, items: list[JSON]) -> JSONResponse:
         base = str(request.url.remove_query_params(["page_token", "page_size"]))
-        metadata: dict[str, Any] = {
-            "self": f"{base}?page_size={size}&page_token={start or ''}",
-            "count": len(items),
-        }
-        if start + size < len(items):
-            metadata["next"] = f"{base}?page_size={size}&page_token={start + size}"
-        return JSONResponse({key: items[start : start + size], "_metadata": metadata})
+        size = int(request.query_params.get("page_size", "100"))
+        return JSONResponse(paged(items, base, size, request.query_params.get("page_token")))
+
+    def api(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
 
     @app.get("/v3/scopes")
-    async def scopes() -> dict[str, Any]:
-        return {"scopes": ["marketing.read", "scopes.read", "suppression.read"]}
+    async def scopes_() -> JSON:
+        return scopes(["marketing.read", "scopes.read", "suppression.read"])
 
     @app.get("/v3/marketing/lists")
     async def lists(request: Request) -> JSONResponse:
         items = [
-            {
-                "id": str(uuid.UUID(int=10_000 + n)),
-                "name": f"list {n}",
-                "contact_count": account.contacts // (n + 1),
-                "_metadata": {"self": f"{request.base_url}v3/marketing/lists/{n}"},
-            }
+            marketing_list(
+                str(uuid.UUID(int=10_000 + n)),
+                f"list {n}",
+                account.contacts // (n + 1),
+                api(request),
+            )
             for n in range(account.lists)
         ]
         return page(request, items)
 
     @app.get("/v3/marketing/segments/2.0")
-    async def segments() -> dict[str, Any]:
+    async def segments() -> JSON:
         return {
             "results": [
-                {
-                    "id": str(uuid.UUID(int=20_000 + n)),
-                    "name": f"segment {n}",
-                    "contacts_count": n * 10,
-                    "created_at": "2026-03-02T09:15:00Z",
-                    "updated_at": "2026-11-20T17:40:12Z",
-                    "sample_updated_at": "2026-11-27T06:00:00Z",
-                    "next_sample_update": "2026-11-27T07:00:00Z",
-                    "parent_list_ids": [str(uuid.UUID(int=10_000))],
-                    "query_version": "2",
-                    "status": {"query_validation": "VALID"},
-                }
+                segment_v2(str(uuid.UUID(int=20_000 + n)), f"segment {n}", n * 10, [_LIST_0])
                 for n in range(account.segments)
             ]
         }
 
     @app.get("/v3/marketing/field_definitions")
-    async def field_definitions() -> dict[str, Any]:
-        return {
-            "custom_fields": [{"id": "w1", "name": "num_orders", "field_type": "Number"}],
-            "reserved_fields": [{"id": "_rf23_T", "name": "contact_id", "field_type": "Text"}],
-        }
+    async def field_definitions_() -> JSON:
+        return field_definitions(CUSTOM_FIELDS)
 
     @app.get("/v3/marketing/contacts/count")
-    async def contacts_count() -> dict[str, Any]:
-        return {"contact_count": account.contacts, "billable_count": account.contacts}
+    async def contacts_count() -> JSON:
+        return contact_count(account.contacts)
 
     @app.post("/v3/marketing/contacts/exports", status_code=202)
     async def start_export(request: Request) -> dict[str, Any]:
@@ -181,32 +178,23 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
         files[export_id] = asyncio.create_task(
             asyncio.to_thread(_export_files, account, account.revision)
         )
-        url = f"{request.base_url}v3/marketing/contacts/exports/{export_id}"
-        return {"id": export_id, "_metadata": {"self": url}}
+        return export_created(export_id, api(request))
 
     @app.get("/v3/marketing/contacts/exports/{export_id}")
-    async def export_status(export_id: str, request: Request) -> JSONResponse:
+    async def export_status_(export_id: str, request: Request) -> JSONResponse:
         if export_id not in account.exports:
-            return JSONResponse({"errors": [{"message": "export not found"}]}, status_code=404)
+            return JSONResponse(error_body("export not found"), status_code=404)
         account.exports[export_id] += 1
-        body: dict[str, Any] = {
-            "id": export_id,
-            "status": "pending",
-            "created_at": "2026-11-27T09:00:00Z",
-            "updated_at": "2026-11-27T09:00:05Z",
-            "expires_at": "2026-11-30T09:00:00Z",
-        }
-        if account.exports[export_id] > account.polls_before_ready:
-            await files[export_id]  # ready only once its files are made
-            body |= {
-                "status": "ready",
-                "completed_at": "2026-11-27T09:01:10Z",
-                "contact_count": account.contacts,
-                "urls": [
-                    f"{request.base_url}downloads/{export_id}/{part}.csv.gz"
-                    for part in range(account.export_files)
-                ],
-            }
+        if account.exports[export_id] <= account.polls_before_ready:
+            return JSONResponse(export_status(export_id, "pending", api=api(request)))
+        await files[export_id]  # ready only once its files are made
+        urls = [
+            f"{request.base_url}downloads/{export_id}/{part}.csv.gz"
+            for part in range(account.export_files)
+        ]
+        body = export_status(
+            export_id, "ready", urls=urls, contact_count=account.contacts, api=api(request)
+        )
         return JSONResponse(body)
 
     @app.get("/downloads/{export_id}/{part}.csv.gz")
@@ -228,43 +216,23 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
         edited = len(range(0, account.contacts, account.edited_every))
         return {"revision": account.revision, "edited": edited}
 
+    def generated_single_send(n: int) -> JSON:
+        return single_send(str(uuid.UUID(int=30_000 + n)), f"single send {n}")
+
     @app.get("/v3/marketing/singlesends")
     async def single_sends(request: Request) -> JSONResponse:
-        items = [
-            {
-                "id": str(uuid.UUID(int=30_000 + n)),
-                "name": f"single send {n}",
-                "abtest": None,
-                "status": "triggered",
-                "categories": ["newsletter"],
-                "send_at": "2026-11-02T15:00:00Z",
-                "is_abtest": False,
-                "updated_at": "2026-11-02T14:10:00Z",
-                "created_at": "2026-10-30T09:00:00Z",
-            }
-            for n in range(account.single_sends)
-        ]
-        return page(request, items)
+        return page(request, [generated_single_send(n) for n in range(account.single_sends)])
 
     @app.get("/v3/marketing/singlesends/{send_id}")
-    async def single_send(send_id: str) -> dict[str, Any]:
-        return {
-            "id": send_id,
-            "name": "single send",
-            "status": "triggered",
-            "categories": ["newsletter"],
-            "send_at": "2026-11-02T15:00:00Z",
-            "created_at": "2026-10-30T09:00:00Z",
-            "updated_at": "2026-11-02T14:10:00Z",
-            "send_to": {"list_ids": [str(uuid.UUID(int=10_000))], "segment_ids": [], "all": False},
-            "email_config": {"subject": "news", "sender_id": 1, "suppression_group_id": 42},
-        }
+    async def single_send_(send_id: str) -> JSONResponse:
+        n = uuid.UUID(send_id).int - 30_000
+        if not 0 <= n < account.single_sends:
+            return JSONResponse(error_body("single send not found"), status_code=404)
+        return JSONResponse(single_send_detail(generated_single_send(n), [_LIST_0]))
 
     @app.api_route("/v3/contactdb/{rest:path}", methods=["GET"])
     async def no_legacy(rest: str) -> JSONResponse:
-        return JSONResponse(
-            {"errors": [{"field": None, "message": "access forbidden"}]}, status_code=403
-        )
+        return JSONResponse(error_body("access forbidden"), status_code=403)
 
     return app
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 from typing import Any
 
-from tests.sync.fakes import API
+API = "https://api.sendgrid.com"  # where the tests' SendGrid is; the server's own URL for it
 
 JSON = dict[str, Any]
 
@@ -35,13 +35,18 @@ def rate_limit_headers(remaining: int, reset: float, limit: int = 600) -> dict[s
     }
 
 
-def marketing_list(list_id: str, name: str, contact_count: int) -> JSON:
+def scopes(names: list[str]) -> JSON:
+    """`GET /v3/scopes`: the API key's scopes."""
+    return {"scopes": names}
+
+
+def marketing_list(list_id: str, name: str, contact_count: int, api: str = API) -> JSON:
     """mc_lists `List`."""
     return {
         "id": list_id,
         "name": name,
         "contact_count": contact_count,
-        "_metadata": {"self": f"{API}/v3/marketing/lists/{list_id}"},
+        "_metadata": {"self": f"{api}/v3/marketing/lists/{list_id}"},
     }
 
 
@@ -55,6 +60,24 @@ def token_page(
     if count is not None:
         metadata["count"] = count
     return {"result": items, "_metadata": metadata}
+
+
+def paged(items: list[JSON], url: str, page_size: int, page_token: str | None) -> JSON:
+    """The page of `items` that `GET url?page_size=&page_token=` answers, the token being the
+    offset: `_metadata.next` links to the following page, on the same host, while there is
+    one."""
+    start = int(page_token or 0)
+    following = start + page_size
+    return token_page(
+        items[start:following],
+        self_url=f"{url}?page_size={page_size}&page_token={start or ''}",
+        next_url=(
+            f"{url}?page_size={page_size}&page_token={following}"
+            if following < len(items)
+            else None
+        ),
+        count=len(items),
+    )
 
 
 def segment_v2(segment_id: str, name: str, contacts_count: int, parent_list_ids: list[str]) -> JSON:
@@ -111,11 +134,11 @@ def legacy_recipient(recipient_id: str, email: str) -> JSON:
     }
 
 
-def export_created(export_id: str) -> JSON:
+def export_created(export_id: str, api: str = API) -> JSON:
     """202 body of `POST /v3/marketing/contacts/exports`: `{"id", "_metadata"}`."""
     return {
         "id": export_id,
-        "_metadata": {"self": f"{API}/v3/marketing/contacts/exports/{export_id}"},
+        "_metadata": {"self": f"{api}/v3/marketing/contacts/exports/{export_id}"},
     }
 
 
@@ -126,6 +149,7 @@ def export_status(
     urls: list[str] | None = None,
     message: str | None = None,
     contact_count: int | None = None,
+    api: str = API,
 ) -> JSON:
     """mc_contacts `ContactExport` (required: id, status, created_at, updated_at, expires_at)."""
     body: JSON = {
@@ -134,7 +158,7 @@ def export_status(
         "created_at": "2026-11-27T09:00:00Z",
         "updated_at": "2026-11-27T09:00:05Z",
         "expires_at": "2026-11-30T09:00:00Z",
-        "_metadata": {"self": f"{API}/v3/marketing/contacts/exports/{export_id}"},
+        "_metadata": {"self": f"{api}/v3/marketing/contacts/exports/{export_id}"},
     }
     if status == "ready":
         body["completed_at"] = "2026-11-27T09:01:10Z"
@@ -143,6 +167,54 @@ def export_status(
     if message is not None:
         body["message"] = message
     return body
+
+
+def field_definitions(custom_fields: list[JSON]) -> JSON:
+    """mc_custom_fields `GET /v3/marketing/field_definitions`: the account's custom fields
+    (`{"id", "name", "field_type"}`) and the reserved ones."""
+    return {
+        "custom_fields": custom_fields,
+        "reserved_fields": [{"id": "_rf23_T", "name": "contact_id", "field_type": "Text"}],
+    }
+
+
+def contact_count(contacts: int) -> JSON:
+    """`GET /v3/marketing/contacts/count`."""
+    return {"contact_count": contacts, "billable_count": contacts}
+
+
+def single_send(send_id: str, name: str, status: str = "triggered") -> JSON:
+    """mc_singlesends `SinglesendResponseShort` (every required field)."""
+    return {
+        "id": send_id,
+        "name": name,
+        "abtest": None,
+        "status": status,
+        "categories": ["newsletter"],
+        "send_at": "2026-11-02T15:00:00Z",
+        "is_abtest": False,
+        "updated_at": "2026-11-02T14:10:00Z",
+        "created_at": "2026-10-30T09:00:00Z",
+    }
+
+
+def single_send_detail(short: JSON, list_ids: list[str]) -> JSON:
+    """mc_singlesends `SinglesendResponse`: the summary plus send_to and email_config."""
+    detail = {key: value for key, value in short.items() if key not in ("abtest", "is_abtest")}
+    detail["send_to"] = {"list_ids": list_ids, "segment_ids": [], "all": False}
+    detail["email_config"] = {
+        "subject": f"{short['name']}: this month's news",
+        "html_content": "<p>news</p>",
+        "plain_content": "news",
+        "generate_plain_content": True,
+        "editor": "code",
+        "suppression_group_id": 42,
+        "custom_unsubscribe_url": None,
+        "sender_id": 124451,
+        "ip_pool": None,
+    }
+    detail["warnings"] = []
+    return detail
 
 
 def export_csv_row(contact_id: str, email: str, first_name: str, city: str = "Redwood City") -> str:

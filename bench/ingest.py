@@ -85,7 +85,7 @@ async def _register(settings: Settings, name: str, key: str | None) -> tuple[str
         source, _ = await registry.create(
             SourceCreate(name=name, api_key="SG.bench.key", webhook_verification_key=key)
         )
-        url = settings.webhook_url(source.id, registry.webhook_token(source))
+        url = settings.webhook_url(source.id, registry.secrets.webhook_token(source))
     await engine.dispose()
     return source.schema_name, url
 

@@ -104,7 +104,6 @@ async def _child(source_name: str, out: Path) -> None:
     from shared.settings import get_settings
     from sync_service.app import HTTP_TIMEOUT
     from sync_service.contacts_export import ExportPolicy
-    from sync_service.foreground import find_source
     from sync_service.runner import SyncDependencies
     from sync_service.service import SyncService
 
@@ -127,11 +126,8 @@ async def _child(source_name: str, out: Path) -> None:
         async with httpx.AsyncClient(
             timeout=HTTP_TIMEOUT, event_hooks={"request": [on_request]}
         ) as http:
-            registry = SourceRegistry(engine, settings, http)
-            source = await find_source(registry, source_name)
-            deps = SyncDependencies(
-                engine, http, settings, registry, export=ExportPolicy(poll_initial=0.1)
-            )
+            deps = SyncDependencies(engine, http, settings, export=ExportPolicy(poll_initial=0.1))
+            source = await deps.sources.find(source_name)
             started = time.perf_counter()
             outcome = await SyncService(deps).run(source.id, "manual", progress=on_progress)
             wall = time.perf_counter() - started

@@ -29,9 +29,10 @@ from shared.db import create_engine
 from shared.errors import AppError, Conflict, NotFound
 from shared.logs import configure_logging
 from shared.migrate import MIGRATIONS, upgrade_control_schema, upgrade_source_schemas
-from shared.registry import Source, SourceRegistry
+from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate, SourcePublic
 from shared.settings import ConfigurationError, Settings, get_settings
+from shared.source_rows import Source
 from shared.tables import CONTROL_SCHEMA
 
 T = TypeVar("T")
@@ -343,7 +344,7 @@ def sources_list() -> None:
     settings = _settings()
 
     async def rows(registry: SourceRegistry) -> list[SourcePublic]:
-        return [registry.public(source) for source in await registry.list_sources()]
+        return [registry.public(source) for source in await registry.rows.list_sources()]
 
     sources = _registry_call(settings, rows)
     if not sources:
@@ -360,16 +361,13 @@ def sources_list() -> None:
 
 
 async def _find(registry: SourceRegistry, id_or_name: str, drop_data: bool) -> Source:
-    for source in await registry.list_sources(include_removed=True):
-        if id_or_name not in (source.id, source.name):
-            continue
-        if source.deleted_at is not None and not drop_data:
-            raise NotFound(
-                f"source {source.name!r} is already removed; its data is still in schema "
-                f"{source.schema_name!r}: add --drop-data to delete it"
-            )
-        return source
-    raise NotFound(f"no source with id or name {id_or_name!r}")
+    source = await registry.rows.find(id_or_name, include_removed=True)
+    if source.deleted_at is not None and not drop_data:
+        raise NotFound(
+            f"source {source.name!r} is already removed; its data is still in schema "
+            f"{source.schema_name!r}: add --drop-data to delete it"
+        )
+    return source
 
 
 @sources_app.command("remove")

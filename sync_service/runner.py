@@ -18,9 +18,11 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.clock import utcnow
 from shared.db import use_source_schema
-from shared.registry import Source, SourceRegistry
 from shared.settings import Settings
+from shared.source_rows import Source, SourceRows
+from shared.source_secrets import SourceSecrets
 from shared.tables import source_tables
 from sync_service.api_detection import choose_api
 from sync_service.client import Clock, RetryPolicy, SendGridClient, Sleep
@@ -33,7 +35,6 @@ from sync_service.ledger import (
     finish_run,
     overall_status,
     record_collection,
-    utcnow,
 )
 from sync_service.readers import MARKETING_READERS, CollectionReader, ReadContext
 from sync_service.run_claims import HEARTBEAT_SECONDS, RunClaim
@@ -52,11 +53,17 @@ class SyncDependencies:
     engine: AsyncEngine
     http: httpx.AsyncClient
     settings: Settings
-    registry: SourceRegistry
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     export: ExportPolicy = field(default_factory=ExportPolicy)
     sleep: Sleep = asyncio.sleep
     clock: Clock = time.time
+    # Reading a source and decrypting its key need the database and SECRET_KEY only.
+    sources: SourceRows = field(init=False)
+    secrets: SourceSecrets = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sources = SourceRows(self.engine)
+        self.secrets = SourceSecrets(self.settings.secret_key)
 
 
 @dataclass
@@ -185,7 +192,7 @@ async def _sync_collections(
     client = SendGridClient(
         deps.http,
         base_url=deps.settings.sendgrid_base_url(source.region),
-        api_key=deps.registry.api_key(source),
+        api_key=deps.secrets.api_key(source),
         policy=deps.retry,
         sleep=deps.sleep,
         clock=deps.clock,

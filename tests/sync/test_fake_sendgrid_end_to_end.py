@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from bench.fake_sendgrid import FakeAccountState, create_fake_sendgrid
 from shared.db import use_source_schema
-from shared.registry import Source
+from shared.source_rows import Source
 from shared.tables import source_tables
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared.db import use_source_schema
-from shared.registry import Source
+from shared.source_rows import Source
 from shared.tables import source_tables
 from sync_service.ledger import list_runs
 from sync_service.runner import RunOutcome, SyncDependencies

@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from bench.fake_sendgrid import FakeAccountState, _export_rows
 from bench.ingest import ADMIN_TOKEN, SECRET_KEY, free_port, peak_rss_mb
 from shared import warehouse
-from shared.db import create_engine, sqlite_schema_path, use_source_schema
+from shared.db import create_engine, sqlite_schema_path
 from shared.migrate import upgrade_control_schema
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
@@ -250,7 +250,6 @@ async def _sync(settings: Settings, workdir: Path, source: str, label: str) -> S
 async def _stored(settings: Settings, schema: str) -> tuple[int, int]:
     """Live recipients, and how many of them carry the fake's edit."""
     engine = create_engine(settings.DATABASE_URL)
-    use_source_schema(engine, schema)
     recipients = source_tables(schema).recipients
     try:
         async with engine.connect() as connection:
@@ -322,7 +321,6 @@ async def _copy_limit(settings: Settings, workdir: Path, schema: str, contacts: 
     """The write path's ceiling for the same rows into a fresh `recipients` table: raw COPY
     (PostgreSQL) or executemany (SQLite) in one transaction; only the writing is timed."""
     engine = create_engine(settings.DATABASE_URL)
-    use_source_schema(engine, schema)
     async with engine.begin() as connection:
         await warehouse.create_source_schema(connection, schema)
     await engine.dispose()

@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ingest_service.bulk import insert_new_rows, insert_rejected, rows_differing_from_stored
 from ingest_service.parsing import ID_AT, RAW_AT, EventRecord, ParsedBatch
-from shared.db import use_source_schema
 from shared.events import EVENT_TABLES, canonical_json, load_json
 from shared.tables import source_tables, webhook_stats
 
@@ -230,8 +229,6 @@ class EventWriter:
                 COMMIT_RETRIES.inc()
 
     async def _write(self, group: list[_Submission], *, contended: bool) -> None:
-        for schema in {s.schema for s in group}:
-            use_source_schema(self.engine, schema)
         BATCH_REQUESTS.observe(len(group))
         BATCH_EVENTS.observe(sum(s.batch.event_count for s in group))
         now = datetime.now(UTC)

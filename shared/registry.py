@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import warehouse
 from shared.clock import utcnow
-from shared.db import use_source_schema
+from shared.db import attach_new_schema
 from shared.errors import Conflict
 from shared.schemas import SourceCreate, SourcePublic, SourceUpdate, WebhookSummary
 from shared.sendgrid_scopes import fetch_scopes, missing_scope_warnings
@@ -83,10 +83,11 @@ class SourceRegistry:
             "updated_at": now,
             "deleted_at": None,
         }
-        use_source_schema(self.engine, schema)
         try:
             async with self.engine.begin() as connection:
                 await check_free(connection, name, schema)
+                # Before the first write: SQLite attaches only outside a transaction.
+                await attach_new_schema(connection, schema)
                 await connection.execute(sources.insert().values(values))
                 await connection.execute(webhook_stats.insert().values(source_id=source_id))
                 await warehouse.create_source_schema(connection, schema)
@@ -115,10 +116,6 @@ class SourceRegistry:
             changes["sync_interval_seconds"] = (
                 int(request.sync_interval.total_seconds()) if request.sync_interval else None
             )
-        if request.name is not None:
-            # Attach both schemas before the connection is taken from the pool (SQLite).
-            use_source_schema(self.engine, source.schema_name)
-            use_source_schema(self.engine, schema_for(request.name.strip()))
         async with self.engine.begin() as connection:
             if request.name is not None and request.name.strip() != source.name:
                 changes |= await self._rename(connection, source, request.name.strip())
@@ -138,7 +135,6 @@ class SourceRegistry:
                     sources.update().where(sources.c.id == source.id).values(deleted_at=utcnow())
                 )
             return
-        use_source_schema(self.engine, source.schema_name)
         async with self.engine.begin() as connection:
             await warehouse.drop_source_schema(connection, source.schema_name)
             await connection.execute(sources.delete().where(sources.c.id == source.id))
@@ -156,6 +152,7 @@ class SourceRegistry:
                 "data, and renaming would move it to a new schema"
             )
         await check_free(connection, name, schema)
+        await attach_new_schema(connection, schema)
         await warehouse.drop_source_schema(connection, source.schema_name)
         await warehouse.create_source_schema(connection, schema)
         return {"name": name, "schema_name": schema}

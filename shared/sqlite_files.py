@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import forget_source_schema, is_sqlite, sqlite_schema_path
+from shared.db import is_sqlite, sqlite_schema_path
 
 
 async def remove_schema_files(engine: AsyncEngine, database_url: str, schema: str) -> None:
@@ -14,7 +14,6 @@ async def remove_schema_files(engine: AsyncEngine, database_url: str, schema: st
     """
     if not is_sqlite(engine):
         return
-    forget_source_schema(engine, schema)
     await engine.dispose()
     path = sqlite_schema_path(database_url, schema)
     for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):

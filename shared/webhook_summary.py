@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import utcnow
-from shared.db import use_source_schema
 from shared.schemas import WebhookSummary
 from shared.source_rows import Source
 from shared.tables import source_tables, webhook_stats
@@ -18,7 +17,6 @@ async def webhook_summary(engine: AsyncEngine, source: Source) -> WebhookSummary
     """Events stored per table over the last 24 hours, and the counters kept by the writer."""
     tables = source_tables(source.schema_name)
     since = utcnow() - timedelta(hours=24)
-    use_source_schema(engine, source.schema_name)
     async with engine.connect() as connection:
         counts = {
             name: int(

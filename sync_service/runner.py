@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import utcnow
-from shared.db import use_source_schema
 from shared.settings import Settings
 from shared.source_rows import Source, SourceRows
 from shared.source_secrets import SourceSecrets
@@ -149,7 +148,6 @@ async def sync_collection(
 ) -> CollectionResult:
     """Read one collection completely and write it; `AuthRejected` propagates."""
     table = source_tables(source.schema_name).objects[reader.table]
-    use_source_schema(deps.engine, source.schema_name)
     started = utcnow()
     result = CollectionResult(reader.table, reader.api, "succeeded", started_at=started)
     progress(reader.table, 0, False)

@@ -24,7 +24,7 @@ import pytest
 import respx
 import sqlalchemy as sa
 
-from shared.db import create_engine, use_source_schema
+from shared.db import create_engine
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
 from shared.settings import Settings
@@ -97,7 +97,6 @@ class Synced:
 
 async def read_tables(deps: SyncDependencies, source: Source) -> dict[str, dict[str, Any]]:
     tables = source_tables(source.schema_name)
-    use_source_schema(deps.engine, source.schema_name)
     found: dict[str, dict[str, Any]] = {}
     async with deps.engine.connect() as connection:
         for name in TABLES:

@@ -28,7 +28,7 @@ from bench.events import frame, make_batches
 from ingest_service.parsing import parse_body
 from shared import warehouse
 from shared.bulk_values import is_json
-from shared.db import create_engine, sqlite_schema_path, use_source_schema
+from shared.db import create_engine, sqlite_schema_path
 from shared.migrate import upgrade_control_schema
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
@@ -85,7 +85,7 @@ async def _register(settings: Settings, name: str, key: str | None) -> tuple[str
         source, _ = await registry.create(
             SourceCreate(name=name, api_key="SG.bench.key", webhook_verification_key=key)
         )
-        url = settings.webhook_url(source.id, registry.webhook_token(source))
+        url = settings.webhook_url(source.id, registry.secrets.webhook_token(source))
     await engine.dispose()
     return source.schema_name, url
 
@@ -235,7 +235,6 @@ def peak_rss_mb(pid: int) -> float:
 
 async def count_events(settings: Settings, schema: str) -> int:
     engine = create_engine(settings.DATABASE_URL)
-    use_source_schema(engine, schema)
     async with engine.connect() as connection:
         count = await connection.scalar(sa.text(f"SELECT count(*) FROM {schema}.activity"))
     await engine.dispose()
@@ -266,7 +265,6 @@ async def _copy_limit(settings: Settings, schema: str, records: Records) -> list
     """The write path's ceiling: raw COPY (PostgreSQL) or one executemany (SQLite) of the
     very records the parser makes, in one transaction. Only the writing is timed."""
     engine = create_engine(settings.DATABASE_URL)
-    use_source_schema(engine, schema)
     async with engine.begin() as connection:
         await warehouse.create_source_schema(connection, schema)
     await engine.dispose()
@@ -324,7 +322,6 @@ async def _copy_limit(settings: Settings, schema: str, records: Records) -> list
 async def _naive_rate(settings: Settings, schema: str, records: Records, limit: int) -> float:
     """What most open-source collectors do: one INSERT and one commit per event."""
     engine = create_engine(settings.DATABASE_URL)
-    use_source_schema(engine, schema)
     async with engine.begin() as connection:
         await warehouse.create_source_schema(connection, schema)
     tables = source_tables(schema)

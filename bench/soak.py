@@ -114,7 +114,7 @@ async def run(
             name="Soak", api_key="SG.soak.key", webhook_verification_key=signer.verification_key
         )
         source, _ = await registry.create(request)
-        url = settings.webhook_url(source.id, registry.webhook_token(source))
+        url = settings.webhook_url(source.id, registry.secrets.webhook_token(source))
         path = "/" + url.split("/", 3)[3]
     await engine.dispose()
     log = (workdir / "services.log").open("w")

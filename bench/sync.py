@@ -40,7 +40,7 @@ from sqlalchemy.engine import make_url
 
 from bench.ingest import ADMIN_TOKEN, SECRET_KEY, free_port, peak_rss_mb
 from shared import warehouse
-from shared.db import create_engine, sqlite_schema_path, use_source_schema
+from shared.db import create_engine, sqlite_schema_path
 from shared.migrate import upgrade_control_schema
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
@@ -104,7 +104,6 @@ async def _child(source_name: str, out: Path) -> None:
     from shared.settings import get_settings
     from sync_service.app import HTTP_TIMEOUT
     from sync_service.contacts_export import ExportPolicy
-    from sync_service.foreground import find_source
     from sync_service.runner import SyncDependencies
     from sync_service.service import SyncService
 
@@ -127,11 +126,8 @@ async def _child(source_name: str, out: Path) -> None:
         async with httpx.AsyncClient(
             timeout=HTTP_TIMEOUT, event_hooks={"request": [on_request]}
         ) as http:
-            registry = SourceRegistry(engine, settings, http)
-            source = await find_source(registry, source_name)
-            deps = SyncDependencies(
-                engine, http, settings, registry, export=ExportPolicy(poll_initial=0.1)
-            )
+            deps = SyncDependencies(engine, http, settings, export=ExportPolicy(poll_initial=0.1))
+            source = await deps.sources.find(source_name)
             started = time.perf_counter()
             outcome = await SyncService(deps).run(source.id, "manual", progress=on_progress)
             wall = time.perf_counter() - started
@@ -254,7 +250,6 @@ async def _sync(settings: Settings, workdir: Path, source: str, label: str) -> S
 async def _stored(settings: Settings, schema: str) -> tuple[int, int]:
     """Live recipients, and how many of them carry the fake's edit."""
     engine = create_engine(settings.DATABASE_URL)
-    use_source_schema(engine, schema)
     recipients = source_tables(schema).recipients
     try:
         async with engine.connect() as connection:
@@ -326,7 +321,6 @@ async def _copy_limit(settings: Settings, workdir: Path, schema: str, contacts: 
     """The write path's ceiling for the same rows into a fresh `recipients` table: raw COPY
     (PostgreSQL) or executemany (SQLite) in one transaction; only the writing is timed."""
     engine = create_engine(settings.DATABASE_URL)
-    use_source_schema(engine, schema)
     async with engine.begin() as connection:
         await warehouse.create_source_schema(connection, schema)
     await engine.dispose()

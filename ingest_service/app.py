@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
         async with httpx.AsyncClient() as http:
             registry = SourceRegistry(engine, settings, http)
             app.state.registry = registry
-            app.state.webhook_targets = webhook.WebhookTargets(registry)
+            app.state.webhook_targets = webhook.WebhookTargets(registry.rows, registry.secrets)
             app.state.writer = writer
             app.state.parsers = parsers
             app.state.admission = webhook.Admission()

@@ -35,14 +35,13 @@ async def create_source(body: SourceCreate, registry: RegistryDep) -> SourcePubl
 @router.get("", response_model=SourceList)
 async def list_sources(registry: RegistryDep) -> SourceList:
     """Every active source."""
-    return SourceList(sources=[registry.public(s) for s in await registry.list_sources()])
+    return SourceList(sources=[registry.public(s) for s in await registry.rows.list_sources()])
 
 
 @router.get("/{source_id}", response_model=SourcePublic)
 async def get_source(source_id: str, registry: RegistryDep) -> SourcePublic:
     """One source, with what its webhook has received."""
-    source = await registry.get(source_id)
-    return registry.public(source, webhook=await registry.webhook_summary(source))
+    return await registry.describe(source_id)
 
 
 @router.patch("/{source_id}", response_model=SourcePublic)

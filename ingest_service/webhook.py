@@ -22,7 +22,6 @@ from ingest_service.parsers import ParserPool
 from ingest_service.parsing import ParsedBatch, RejectedRow, decompress
 from ingest_service.writer import EventWriter, WriteFailed
 from shared.errors import AppError, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable
-from shared.registry import SourceRegistry
 from shared.schemas import ErrorBody
 from shared.settings import Settings
 from shared.signature import (
@@ -32,6 +31,8 @@ from shared.signature import (
     load_verification_key,
     verify_signature,
 )
+from shared.source_rows import SourceRows
+from shared.source_secrets import SourceSecrets
 
 # How long a source's token and key are trusted from memory: rotating a key or removing a
 # source takes effect within this time, without a database read on every request.
@@ -52,8 +53,9 @@ class WebhookTarget:
 class WebhookTargets:
     """Source id -> what a webhook request needs, cached briefly."""
 
-    def __init__(self, registry: SourceRegistry) -> None:
-        self.registry = registry
+    def __init__(self, rows: SourceRows, secrets: SourceSecrets) -> None:
+        self.rows = rows
+        self.secrets = secrets
         self._cache: dict[str, WebhookTarget] = {}
 
     async def get(self, source_id: str) -> WebhookTarget | None:
@@ -61,7 +63,7 @@ class WebhookTargets:
         if cached is not None and time.monotonic() - cached.loaded_at < _SOURCE_CACHE_SECONDS:
             return cached
         try:
-            source = await self.registry.get(source_id)
+            source = await self.rows.get(source_id)
         except NotFound:
             self._cache.pop(source_id, None)
             return None
@@ -69,7 +71,7 @@ class WebhookTargets:
         target = WebhookTarget(
             source.id,
             source.schema_name,
-            self.registry.webhook_token(source),
+            self.secrets.webhook_token(source),
             load_verification_key(key) if key else None,
             time.monotonic(),
         )

@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ingest_service.bulk import insert_rejected
 from ingest_service.parsing import ParsedBatch
 from ingest_service.table_write import Submission, WriteResult, stats_added, write_event_table
-from shared.db import use_source_schema
 from shared.db_errors import lost_write_race
 from shared.events import EVENT_TABLES
 from shared.tables import source_tables, webhook_stats
@@ -211,8 +210,6 @@ class EventWriter:
                 COMMIT_RETRIES.inc()
 
     async def _write(self, group: list[Submission], *, contended: bool) -> None:
-        for schema in {s.schema for s in group}:
-            use_source_schema(self.engine, schema)
         BATCH_REQUESTS.observe(len(group))
         BATCH_EVENTS.observe(sum(s.batch.event_count for s in group))
         now = datetime.now(UTC)

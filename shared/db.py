@@ -4,13 +4,15 @@ PostgreSQL: control tables are written to the `sendgrid_source` schema through S
 schema translation, so table definitions stay backend-neutral.
 
 SQLite: a source's schema is a database file beside the main one, ATTACHed under the schema
-name on every pooled connection, so `SELECT * FROM sendgrid.delivered` reads the same on both
-backends. WAL mode lets readers run while the ingest service writes.
+name, so `SELECT * FROM sendgrid.delivered` reads the same on both backends. The engine keeps
+every connection it hands out attached to exactly the schemas of the `sources` table (read at
+each checkout: the other service may have registered or dropped one), plus the schemas this
+engine created itself, so callers never attach anything. WAL mode lets readers run while the
+ingest service writes.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import weakref
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from shared.identifiers import validate_schema_name
@@ -27,7 +29,10 @@ from shared.tables import CONTROL_SCHEMA
 # SQLite's compile-time limit on attached databases (SQLITE_MAX_ATTACHED, 10 by default).
 SQLITE_MAX_ATTACHED = 10
 
-_attached_schemas: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+# Per SQLite engine: schemas it created that are not (yet) in `sources`. A source's schema is
+# created in the transaction that inserts its row, so other connections need it before the
+# row is visible; scratch schemas (benchmarks, tests) never get a row.
+_created_schemas: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 
 
 def sqlite_schema_path(database_url: str, schema: str) -> Path:
@@ -41,11 +46,11 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         database = Path(url.database or "")
         database.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 60})
-        schemas: set[str] = set()
-        _attached_schemas[engine.sync_engine] = schemas
+        created: set[str] = set()
+        _created_schemas[engine.sync_engine] = created
 
         def sync_attachments(dbapi_connection: Any, record: ConnectionPoolEntry, _: Any) -> None:
-            _sync_attachments(dbapi_connection, record, schemas)
+            _sync_attachments(dbapi_connection, record, created)
 
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "checkout", sync_attachments)
@@ -64,15 +69,26 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def use_source_schema(engine: AsyncEngine, schema: str) -> None:
-    """Make a source's schema reachable on every connection handed out from now on."""
-    if is_sqlite(engine):
-        _attached_schemas[engine.sync_engine].add(validate_schema_name(schema))
+async def attach_new_schema(connection: AsyncConnection, schema: str) -> None:
+    """SQLite: attach a schema being created, on this connection now and on every connection
+    of its engine from now on. A no-op on PostgreSQL, and when already attached.
+
+    Call it before the connection's first write: SQLite refuses ATTACH inside a transaction.
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    schema = validate_schema_name(schema)
+    _created_schemas[connection.engine.sync_engine].add(schema)
+    await connection.run_sync(_attach_on, schema)
 
 
-def forget_source_schema(engine: AsyncEngine, schema: str) -> None:
-    if is_sqlite(engine):
-        _attached_schemas[engine.sync_engine].discard(schema)
+def _attach_on(connection: sa.Connection, schema: str) -> None:
+    pooled = connection.connection
+    attached: set[str] = pooled.info["attached"]
+    if schema not in attached:
+        cursor = pooled.dbapi_connection.cursor()  # type: ignore[union-attr]
+        _attach(cursor, schema, attached)
+        cursor.close()
 
 
 def _configure_sqlite(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -80,37 +96,47 @@ def _configure_sqlite(dbapi_connection: Any, record: ConnectionPoolEntry) -> Non
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # Schemas registered by another process (the other service) are found on disk via the
-    # sources table, so a fresh connection sees every source.
-    try:
-        cursor.execute("SELECT schema_name FROM sources")
-        record.info["known"] = {row[0] for row in cursor.fetchall()}
-    except sqlite3.OperationalError:
-        record.info["known"] = set()
-    except Exception as exc:  # aiosqlite wraps sqlite3 errors in its adapter's classes
-        if "no such table" not in str(exc):
-            raise
-        record.info["known"] = set()
     cursor.close()
     record.info["attached"] = set()
 
 
+def _registered_schemas(cursor: Any) -> set[str]:
+    try:
+        cursor.execute("SELECT schema_name FROM sources")
+    except Exception as exc:  # sqlite3's or, through aiosqlite, its adapter's error classes
+        # Not migrated yet. Any other error (a lock, say) must not pass for "no sources":
+        # that would detach every schema.
+        if "no such table" not in str(exc):
+            raise
+        return set()
+    return {row[0] for row in cursor.fetchall()}
+
+
 def _sync_attachments(
-    dbapi_connection: Any, record: ConnectionPoolEntry, engine_schemas: set[str]
+    dbapi_connection: Any, record: ConnectionPoolEntry, created: set[str]
 ) -> None:
-    engine_schemas |= record.info.pop("known", set())
+    # Runs at every checkout, the ingest writer's group commits included: one small SELECT,
+    # and ATTACH/DETACH only when the set of sources changed.
+    cursor = dbapi_connection.cursor()
+    registered = _registered_schemas(cursor)
+    created -= registered  # registered now: `sources` keeps it attached from here on
+    wanted = registered | created
     attached: set[str] = record.info["attached"]
-    database = dbapi_connection.cursor()
-    main_path = _main_database_path(database)
-    for schema in sorted(attached - engine_schemas):
-        database.execute(f"DETACH DATABASE {validate_schema_name(schema)}")
+    for schema in sorted(attached - wanted):
+        cursor.execute(f"DETACH DATABASE {validate_schema_name(schema)}")
         attached.discard(schema)
-    for schema in sorted(engine_schemas - attached):
-        path = main_path.with_name(f"{main_path.stem}.{validate_schema_name(schema)}.db")
-        database.execute(f"ATTACH DATABASE ? AS {schema}", (str(path),))
-        database.execute(f"PRAGMA {schema}.journal_mode=WAL")
-        attached.add(schema)
-    database.close()
+    for schema in sorted(wanted - attached):
+        _attach(cursor, schema, attached)
+    cursor.close()
+
+
+def _attach(cursor: Any, schema: str, attached: set[str]) -> None:
+    schema = validate_schema_name(schema)
+    main_path = _main_database_path(cursor)
+    path = main_path.with_name(f"{main_path.stem}.{schema}.db")
+    cursor.execute(f"ATTACH DATABASE ? AS {schema}", (str(path),))
+    cursor.execute(f"PRAGMA {schema}.journal_mode=WAL")
+    attached.add(schema)
 
 
 def _main_database_path(cursor: Any) -> Path:

@@ -10,7 +10,6 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import warehouse
-from shared.db import use_source_schema
 from shared.tables import SOURCE_SCHEMA_VERSION, sources
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -37,7 +36,6 @@ async def upgrade_source_schemas(engine: AsyncEngine) -> list[str]:
         ).all()
     upgraded = []
     for row in rows:
-        use_source_schema(engine, row.schema_name)
         async with engine.begin() as connection:
             version = await warehouse.upgrade_source_schema(
                 connection, row.schema_name, row.schema_version

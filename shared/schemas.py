@@ -117,7 +117,3 @@ class ErrorBody(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     detail: str | None = None
-
-
-def interval_seconds(value: timedelta | None, default: timedelta) -> int:
-    return int((value or default).total_seconds())

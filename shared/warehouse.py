@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.db import attach_new_schema
 from shared.identifiers import validate_schema_name
 from shared.tables import SOURCE_SCHEMA_VERSION, source_tables
 
@@ -19,8 +20,13 @@ def _activity_view_sql(connection: AsyncConnection, schema: str) -> str:
 
 
 async def create_source_schema(connection: AsyncConnection, schema: str) -> None:
-    """Create the schema, every event and object table, and the `activity` view."""
+    """Create the schema, every event and object table, and the `activity` view.
+
+    On SQLite the schema's file is attached first; the connection must not have written yet
+    unless it is attached already (see `attach_new_schema`).
+    """
     schema = validate_schema_name(schema)
+    await attach_new_schema(connection, schema)
     if connection.dialect.name == "postgresql":
         await connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     tables = source_tables(schema)

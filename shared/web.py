@@ -83,24 +83,33 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
         return error_response(error.status_code, error.code, error.message, error.headers)
 
 
+def check_admin_token(authorization: str | None, expected_token: str) -> None:
+    """The admin rule, in one place: `Authorization: Bearer <ADMIN_TOKEN>`, compared in
+    constant time. Raises Unauthorized saying what is wrong."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the admin API needs 'Authorization: Bearer <ADMIN_TOKEN>'")
+    if not hmac.compare_digest(token.encode(), expected_token.encode()):
+        raise Unauthorized("the admin token is wrong")
+
+
 def admin_auth(expected_token: str) -> Callable[..., Awaitable[None]]:
-    """A dependency refusing any request without `Authorization: Bearer <ADMIN_TOKEN>`."""
+    """A dependency applying `check_admin_token`; through `_bearer` the OpenAPI document
+    shows the security scheme."""
 
     async def require_admin(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
-        if credentials is None:
-            raise Unauthorized("the admin API needs 'Authorization: Bearer <ADMIN_TOKEN>'")
-        if not hmac.compare_digest(credentials.credentials.encode(), expected_token.encode()):
-            raise Unauthorized("the admin token is wrong")
+        check_admin_token(request.headers.get("authorization"), expected_token)
 
     return require_admin
 
 
 def install_admin_token_check(app: FastAPI, admin_router: APIRouter, expected_token: str) -> None:
-    """Refuse admin requests without the token before FastAPI reads or validates the body:
-    an anonymous caller learns nothing about its body and cannot make the service buffer it.
-    (The `admin_auth` dependency stays, so the OpenAPI document shows the security scheme.)"""
+    """Apply `check_admin_token` before FastAPI reads or validates the body: an anonymous
+    caller learns nothing about its body and cannot make the service buffer it."""
     admin_paths = [route.path_regex for route in admin_router.routes if isinstance(route, APIRoute)]
 
     @app.middleware("http")
@@ -108,14 +117,10 @@ def install_admin_token_check(app: FastAPI, admin_router: APIRouter, expected_to
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         if any(path.match(request.url.path) for path in admin_paths):
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            token = token.strip()
-            if scheme.lower() != "bearer" or not token:
-                return error_response(
-                    401, "unauthorized", "the admin API needs 'Authorization: Bearer <ADMIN_TOKEN>'"
-                )
-            if not hmac.compare_digest(token.encode(), expected_token.encode()):
-                return error_response(401, "unauthorized", "the admin token is wrong")
+            try:
+                check_admin_token(request.headers.get("authorization"), expected_token)
+            except Unauthorized as exc:
+                return error_response(exc.status_code, exc.code, exc.message)
         return await call_next(request)
 
 

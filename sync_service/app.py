@@ -9,7 +9,6 @@ import httpx
 from fastapi import FastAPI
 
 from shared.db import create_engine
-from shared.registry import SourceRegistry
 from shared.settings import Settings
 from shared.web import create_service_app
 from sync_service import syncs_api
@@ -28,8 +27,7 @@ def create_app(settings: Settings, *, schedule: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
-            registry = SourceRegistry(engine, settings, http)
-            service = SyncService(SyncDependencies(engine, http, settings, registry))
+            service = SyncService(SyncDependencies(engine, http, settings))
             scheduler = SyncScheduler(service)
             app.state.sync_service = service
             app.state.scheduler = scheduler

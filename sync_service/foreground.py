@@ -11,8 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from shared.db import create_engine
-from shared.errors import Conflict, NotFound
-from shared.registry import Source, SourceRegistry
+from shared.errors import Conflict
 from shared.settings import Settings
 from sync_service.app import HTTP_TIMEOUT
 from sync_service.runner import RunOutcome, SyncDependencies
@@ -26,13 +25,6 @@ _STATUS_STYLES = {
     "failed": "red",
     "skipped": "dim",
 }
-
-
-async def find_source(registry: SourceRegistry, id_or_name: str) -> Source:
-    for source in await registry.list_sources():
-        if id_or_name in (source.id, source.name):
-            return source
-    raise NotFound(f"no active source with id or name {id_or_name!r}")
 
 
 def summary_table(outcome: RunOutcome) -> Table:
@@ -61,9 +53,9 @@ async def sync_in_foreground(settings: Settings, id_or_name: str, console: Conso
     engine = create_engine(settings.DATABASE_URL)
     try:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
-            registry = SourceRegistry(engine, settings, http)
-            source = await find_source(registry, id_or_name)
-            service = SyncService(SyncDependencies(engine, http, settings, registry))
+            deps = SyncDependencies(engine, http, settings)
+            source = await deps.sources.find(id_or_name)
+            service = SyncService(deps)
             with Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description:<12}"),

@@ -9,6 +9,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.clock import utcnow as utcnow  # re-exported: the run modules take it from here
 from shared.tables import sync_run_collections, sync_runs
 
 Trigger = Literal["initial", "scheduled", "manual"]
@@ -20,10 +21,6 @@ INTERRUPTED = "interrupted: the sync process stopped before the run finished"
 
 # Statuses that count as the collection having been read completely.
 _COMPLETE: frozenset[str] = frozenset({"succeeded", "empty"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -18,9 +18,10 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import use_source_schema
-from shared.registry import Source, SourceRegistry
+from shared.clock import utcnow
 from shared.settings import Settings
+from shared.source_rows import Source, SourceRows
+from shared.source_secrets import SourceSecrets
 from shared.tables import source_tables
 from sync_service.api_detection import choose_api
 from sync_service.client import Clock, RetryPolicy, SendGridClient, Sleep
@@ -33,7 +34,6 @@ from sync_service.ledger import (
     finish_run,
     overall_status,
     record_collection,
-    utcnow,
 )
 from sync_service.listing_writer import ListingWriter, copy_connection
 from sync_service.readers import MARKETING_READERS, CollectionReader, ReadContext
@@ -52,11 +52,17 @@ class SyncDependencies:
     engine: AsyncEngine
     http: httpx.AsyncClient
     settings: Settings
-    registry: SourceRegistry
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     export: ExportPolicy = field(default_factory=ExportPolicy)
     sleep: Sleep = asyncio.sleep
     clock: Clock = time.time
+    # Reading a source and decrypting its key need the database and SECRET_KEY only.
+    sources: SourceRows = field(init=False)
+    secrets: SourceSecrets = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sources = SourceRows(self.engine)
+        self.secrets = SourceSecrets(self.settings.secret_key)
 
 
 @dataclass
@@ -142,7 +148,6 @@ async def sync_collection(
 ) -> CollectionResult:
     """Read one collection completely and write it; `AuthRejected` propagates."""
     table = source_tables(source.schema_name).objects[reader.table]
-    use_source_schema(deps.engine, source.schema_name)
     started = utcnow()
     result = CollectionResult(reader.table, reader.api, "succeeded", started_at=started)
     progress(reader.table, 0, False)
@@ -185,7 +190,7 @@ async def _sync_collections(
     client = SendGridClient(
         deps.http,
         base_url=deps.settings.sendgrid_base_url(source.region),
-        api_key=deps.registry.api_key(source),
+        api_key=deps.secrets.api_key(source),
         policy=deps.retry,
         sleep=deps.sleep,
         clock=deps.clock,

@@ -14,7 +14,8 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from sync_service.ledger import Trigger, last_run_started, utcnow
+from shared.clock import utcnow
+from sync_service.ledger import Trigger, last_run_started
 from sync_service.run_claims import fail_dead_runs
 from sync_service.service import SyncService
 
@@ -57,17 +58,17 @@ class SyncScheduler:
 
     async def reconcile(self) -> None:
         """Add, reschedule and remove jobs so they match the active sources."""
-        registry = self.service.deps.registry
+        deps = self.service.deps
         # Runs left `running` by a process that died: shown failed, and not counted below.
         await fail_dead_runs(self.service.deps.engine)
-        sources = {source.id: source for source in await registry.list_sources()}
+        sources = {source.id: source for source in await deps.sources.list_sources()}
         for source_id in list(self._intervals):
             if source_id not in sources:
                 self.scheduler.remove_job(job_id(source_id))
                 del self._intervals[source_id]
                 log.info("source removed: schedule dropped", extra={"fields": {"id": source_id}})
         for source in sources.values():
-            interval = registry.sync_interval(source)
+            interval = source.sync_interval(deps.settings.SYNC_INTERVAL)
             known = self._intervals.get(source.id)
             if known == interval:
                 continue

@@ -30,7 +30,7 @@ class SyncService:
         self, source_id: str, trigger: Trigger, progress: Progress | None = None
     ) -> RunOutcome | None:
         """Sync now and wait; None when a run of this source is already going on anywhere."""
-        source = await self.deps.registry.get(source_id)
+        source = await self.deps.sources.get(source_id)
         claim = await claim_run(self.deps.engine, source.id, trigger, worker=self.worker)
         if claim is None:
             log.info("sync skipped: already running", extra={"fields": {"source": source.name}})
@@ -39,7 +39,7 @@ class SyncService:
 
     async def start(self, source_id: str, trigger: Trigger) -> str:
         """Claim a run and carry it out in the background; returns the run id at once."""
-        source = await self.deps.registry.get(source_id)
+        source = await self.deps.sources.get(source_id)
         claim = await claim_run(self.deps.engine, source.id, trigger, worker=self.worker)
         if claim is None:
             raise Conflict(f"a sync of source {source.name!r} is already running")
@@ -49,7 +49,7 @@ class SyncService:
         return claim.run_id
 
     async def runs(self, source_id: str, limit: int = 50) -> list[RunRecord]:
-        source = await self.deps.registry.get(source_id, include_removed=True)
+        source = await self.deps.sources.get(source_id, include_removed=True)
         return await list_runs(self.deps.engine, source.id, limit)
 
     async def has_run(self, source_id: str) -> bool:

@@ -11,7 +11,6 @@ from fastapi import FastAPI
 
 from ingest_service.bulk import insert_new_rows
 from ingest_service.parsing import parse_body
-from shared.db import use_source_schema
 from shared.tables import source_tables
 from tests.webhook_helpers import body_of, new_source
 
@@ -34,7 +33,6 @@ async def test_insert_new_rows_returns_only_ids_not_stored_before(
     first = parse_body(body_of([delivered(n) for n in range(3)]), now).rows["delivered"]
     second = parse_body(body_of([delivered(n) for n in range(1, 5)]), now).rows["delivered"]
     engine = ingest_app.state.engine
-    use_source_schema(engine, schema)
     async with engine.begin() as connection:
         assert await insert_new_rows(connection, table, first) == {"bulk-0", "bulk-1", "bulk-2"}
     async with engine.begin() as connection:

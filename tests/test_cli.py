@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ from shared.settings import Settings, get_settings
 from shared.tables import SOURCE_SCHEMA_VERSION, sources
 from tests.conftest import SENDGRID_TEST_URL, api_key, fresh_postgres_database
 from tests.fake_sendgrid.account import FakeAccount
+from tests.webhook_helpers import Signer
 
 Invoke = Callable[..., Result]
 
@@ -297,6 +299,151 @@ def test_sources_remove_unknown(on_database: Invoke) -> None:
     result = on_database("sources", "remove", "Nope", "--yes")
     assert result.exit_code == 1
     assert "no source with id or name 'Nope'" in result.stderr
+
+
+def test_sources_show_prints_the_source_and_its_webhook_never_the_key(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    key = api_key()
+    added = on_database("sources", "add", "SendGrid", "--api-key", key, "--interval", "90m")
+    (source_id,) = query(database_url, sa.select(sources.c.id))
+
+    by_name = on_database("sources", "show", "SendGrid")
+    by_id = on_database("sources", "show", source_id.id)
+    as_json = on_database("sources", "show", "SendGrid", "--json")
+
+    assert by_name.exit_code == 0, by_name.output
+    assert by_name.output == by_id.output
+    assert f"id           {source_id.id}" in by_name.output
+    assert "schema       sendgrid" in by_name.output
+    assert webhook_url(by_name.output) == webhook_url(added.output)
+    assert "interval     90m (5400 s)" in by_name.output
+    assert "last event           never" in by_name.output
+    assert "events stored        0" in by_name.output
+    assert "last 24 h            no events" in by_name.output
+    assert as_json.exit_code == 0, as_json.output
+    shown = json.loads(as_json.output)
+    assert shown["schema"] == "sendgrid"
+    assert shown["webhook_url"] == webhook_url(added.output)
+    assert shown["webhook"]["events_stored"] == 0
+    assert shown["sync_interval_seconds"] == 5400
+    assert "api_key" not in shown
+    assert key not in by_name.output + as_json.output
+
+
+def test_sources_show_names_an_unknown_or_removed_source(
+    on_database: Invoke, sendgrid: respx.MockRouter
+) -> None:
+    unknown = on_database("sources", "show", "Nope")
+    assert unknown.exit_code == 1
+    assert "no active source with id or name 'Nope'" in unknown.stderr
+
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    assert on_database("sources", "remove", "SendGrid", "--yes").exit_code == 0
+    removed = on_database("sources", "show", "SendGrid")
+    assert removed.exit_code == 1
+    assert "source 'SendGrid' is removed" in removed.stderr
+
+
+def test_sources_update_changes_only_what_is_given(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    signer = Signer()
+
+    changed = on_database(
+        "sources", "update", "SendGrid", "--interval", "1h", "--region", "eu",
+        "--verification-key", signer.verification_key,
+    )  # fmt: skip
+    [row] = query(database_url, sa.select(sources))
+
+    assert changed.exit_code == 0, changed.output
+    assert "updated source 'SendGrid'" in changed.output
+    assert "region       eu" in changed.output
+    assert "signed       yes" in changed.output
+    assert (row.sync_interval_seconds, row.region) == (3600, "eu")
+    assert row.webhook_verification_key == signer.verification_key
+    # No SendGrid call: the key was not given.
+    assert sendgrid.calls.call_count == 1
+
+    cleared = on_database(
+        "sources", "update", "SendGrid", "--clear-verification-key", "--default-interval"
+    )
+    [row] = query(database_url, sa.select(sources))
+    assert cleared.exit_code == 0, cleared.output
+    assert "signed       no" in cleared.output
+    assert (row.sync_interval_seconds, row.webhook_verification_key) == (None, None)
+    assert row.region == "eu"
+
+
+def test_sources_update_rotates_the_key_after_sendgrid_accepts_it(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    [before] = query(database_url, sa.select(sources))
+    new_key = api_key()
+
+    asked = on_database("sources", "update", "SendGrid", "--ask-api-key", input=f" {new_key} \n")
+    [after] = query(database_url, sa.select(sources))
+
+    assert asked.exit_code == 0, asked.output
+    assert "New SendGrid API key" in asked.output
+    assert new_key not in asked.output
+    assert sendgrid.calls.last.request.headers["Authorization"] == f"Bearer {new_key}"
+    assert after.api_key_fingerprint != before.api_key_fingerprint
+    assert f"fingerprint {after.api_key_fingerprint}" in asked.output
+
+    sendgrid.get("/v3/scopes").respond(401, json={"errors": [{"message": "unauthorized"}]})
+    rejected = on_database("sources", "update", "SendGrid", "--api-key", api_key())
+    assert rejected.exit_code == 1
+    assert "SendGrid rejected this API key" in rejected.stderr
+    assert query(database_url, sa.select(sources)) == [after]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "nothing to change: give at least one option"),
+        (("--api-key", "SG.half key"), "--api-key: api_key holds whitespace inside it"),
+        (("--interval", "10s"), "--interval: sync_interval must be between 1m and 365d"),
+        (("--verification-key", "abc"), "--verification-key:"),
+        (("--name", "Marketing"), "schema 'marketing' is already used by the source 'Marketing'"),
+        (("--interval", "1h", "--default-interval"), "either --interval or --default-interval"),
+    ],
+)
+def test_sources_update_refuses_what_patch_refuses(
+    on_database: Invoke,
+    database_url: str,
+    sendgrid: respx.MockRouter,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    for name in ("SendGrid", "Marketing"):
+        assert on_database("sources", "add", name, "--api-key", api_key()).exit_code == 0
+    before = query(database_url, sa.select(sources).order_by(sources.c.name))
+
+    result = on_database("sources", "update", "SendGrid", *args)
+
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "SG.half key" not in result.output
+    assert query(database_url, sa.select(sources).order_by(sources.c.name)) == before
+
+
+def test_sources_update_renames_a_source_without_data(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+
+    renamed = on_database("sources", "update", "SendGrid", "--name", "SendGrid EU")
+    unknown = on_database("sources", "update", "SendGrid", "--interval", "1h")
+
+    assert renamed.exit_code == 0, renamed.output
+    assert "schema       sendgrid_eu" in renamed.output
+    assert schema_exists(database_url, "sendgrid_eu")
+    assert query(database_url, sa.text("SELECT count(*) FROM sendgrid_eu.activity")) == [(0,)]
+    assert unknown.exit_code == 1
+    assert "no active source with id or name 'SendGrid'" in unknown.stderr
 
 
 # --- sync-now ------------------------------------------------------------------------------

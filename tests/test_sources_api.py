@@ -7,7 +7,6 @@ import respx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from shared.db import use_source_schema
 from shared.events import EVENT_TABLES
 from shared.tables import sources
 from tests.conftest import api_key
@@ -21,7 +20,6 @@ async def create(
 
 async def table_names(app: FastAPI, schema: str) -> set[str]:
     engine = app.state.engine
-    use_source_schema(engine, schema)
     async with engine.connect() as connection:
         return set(
             await connection.run_sync(

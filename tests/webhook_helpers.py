@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 
-from shared.db import use_source_schema
 from shared.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from shared.tables import source_tables
 from tests.conftest import api_key
@@ -63,7 +62,6 @@ async def new_source(
 
 async def rows(app: FastAPI, schema: str, table: str) -> list[dict[str, Any]]:
     engine = app.state.engine
-    use_source_schema(engine, schema)
     tables = source_tables(schema)
     target = tables.rejected if table == "rejected" else tables.events[table]
     async with engine.connect() as connection:

@@ -67,7 +67,7 @@ async def register(settings: Settings, signer: Signer) -> tuple[str, str]:
                     webhook_verification_key=signer.verification_key,
                 )
             )
-            url = settings.webhook_url(source.id, registry.webhook_token(source))
+            url = settings.webhook_url(source.id, registry.secrets.webhook_token(source))
     finally:
         await engine.dispose()
     return source.schema_name, "/" + url.split("/", 3)[3]

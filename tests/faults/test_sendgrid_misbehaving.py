@@ -24,10 +24,11 @@ import pytest
 import respx
 import sqlalchemy as sa
 
-from shared.db import create_engine, use_source_schema
-from shared.registry import Source, SourceRegistry
+from shared.db import create_engine
+from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
 from shared.settings import Settings
+from shared.source_rows import Source
 from shared.tables import source_tables
 from sync_service.client import RetryPolicy
 from sync_service.contacts_export import ExportPolicy
@@ -96,7 +97,6 @@ class Synced:
 
 async def read_tables(deps: SyncDependencies, source: Source) -> dict[str, dict[str, Any]]:
     tables = source_tables(source.schema_name)
-    use_source_schema(deps.engine, source.schema_name)
     found: dict[str, dict[str, Any]] = {}
     async with deps.engine.connect() as connection:
         for name in TABLES:
@@ -125,13 +125,14 @@ async def synced(
             engine,
             http,
             settings,
-            SourceRegistry(engine, settings, http),
             retry=POLICY,
             export=EXPORT,
             sleep=fake_time.sleep,
             clock=fake_time.clock,
         )
-        source, _ = await deps.registry.create(SourceCreate(name="SendGrid", api_key=api_key()))
+        source, _ = await SourceRegistry(engine, settings, http).create(
+            SourceCreate(name="SendGrid", api_key=api_key())
+        )
         service = SyncService(deps)
         first = await service.run(source.id, "initial")
         assert first is not None

@@ -36,7 +36,6 @@ from sqlalchemy.engine import make_url
 from shared.crypto import fingerprint
 from shared.db import create_engine
 from shared.logs import configure_logging
-from shared.registry import SourceRegistry
 from shared.settings import Settings
 from sync_service.app import create_app as create_sync_app
 from sync_service.runner import SyncDependencies
@@ -250,9 +249,7 @@ async def full_flow(
     engine = create_engine(settings.DATABASE_URL)
     try:
         async with httpx.AsyncClient() as http:
-            deps = SyncDependencies(
-                engine, http, settings, SourceRegistry(engine, settings, http), sleep=no_sleep
-            )
+            deps = SyncDependencies(engine, http, settings, sleep=no_sleep)
             outcome = await SyncService(deps).run(signed["id"], "manual")
     finally:
         await engine.dispose()

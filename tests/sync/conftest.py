@@ -9,9 +9,10 @@ import pytest
 import respx
 
 from shared.db import create_engine
-from shared.registry import Source, SourceRegistry
+from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
 from shared.settings import Settings
+from shared.source_rows import Source
 from sync_service.client import RetryPolicy, SendGridClient
 from sync_service.contacts_export import ExportPolicy
 from sync_service.runner import SyncDependencies
@@ -63,7 +64,6 @@ async def sync_deps(
             engine,
             http,
             settings,
-            SourceRegistry(engine, settings, http),
             retry=RetryPolicy(max_attempts=3),
             export=ExportPolicy(poll_initial=1.0, poll_max=5.0, max_wait=60.0),
             sleep=fake_time.sleep,
@@ -80,8 +80,14 @@ def account(sendgrid: respx.MockRouter) -> FakeAccount:
 
 
 @pytest.fixture
-async def source(sync_deps: SyncDependencies) -> Source:
-    created, _ = await sync_deps.registry.create(SourceCreate(name="SendGrid", api_key=api_key()))
+def registry(sync_deps: SyncDependencies) -> SourceRegistry:
+    """The admin side (what the ingest service's /sources does), on the same engine."""
+    return SourceRegistry(sync_deps.engine, sync_deps.settings, sync_deps.http)
+
+
+@pytest.fixture
+async def source(registry: SourceRegistry) -> Source:
+    created, _ = await registry.create(SourceCreate(name="SendGrid", api_key=api_key()))
     return created
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import sqlalchemy as sa
 
-from shared.db import use_source_schema
-from shared.registry import Source
+from shared.source_rows import Source
 from shared.tables import source_tables
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
@@ -29,7 +28,6 @@ async def test_sync_through_paging_rate_limits_and_a_two_file_export(
     assert counts == {"lists": 2500, "segments": 5, "recipients": 2345, "campaigns": 10}
     assert any(sleep > 0 for sleep in fake_time.sleeps)  # the injected 429s were waited out
     tables = source_tables(source.schema_name)
-    use_source_schema(sync_deps.engine, source.schema_name)
     async with sync_deps.engine.connect() as connection:
         stored = await connection.scalar(sa.select(sa.func.count()).select_from(tables.recipients))
         orders = await connection.scalar(

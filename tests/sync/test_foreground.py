@@ -8,8 +8,8 @@ import pytest
 from rich.console import Console
 
 from shared.errors import NotFound
-from shared.registry import Source
 from shared.settings import Settings
+from shared.source_rows import Source
 from sync_service.foreground import sync_in_foreground
 from sync_service.ledger import list_runs
 from sync_service.runner import SyncDependencies

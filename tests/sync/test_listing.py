@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import warehouse
-from shared.db import create_engine, use_source_schema
+from shared.db import create_engine
 from shared.tables import source_tables
 from sync_service.listing_writer import ListingWriter, copy_connection
 from sync_service.object_writes import ObjectWrites
@@ -24,7 +24,6 @@ SCHEMA = "listing_check"
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
-    use_source_schema(engine, SCHEMA)
     async with engine.begin() as connection:
         await warehouse.create_source_schema(connection, SCHEMA)
     yield engine

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import create_engine
 from shared.errors import Conflict
-from shared.registry import Source
 from shared.settings import Settings
+from shared.source_rows import Source
 from shared.tables import sync_runs
 from sync_service.ledger import finish_run, list_runs, utcnow
 from sync_service.run_claims import INTERRUPTED, RunClaim, claim_run

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from shared.registry import Source
+from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate, SourceUpdate
+from shared.source_rows import Source
 from sync_service.ledger import list_runs
 from sync_service.runner import SyncDependencies
 from sync_service.scheduling import SyncScheduler, job_id
@@ -59,18 +60,16 @@ async def test_sources_added_changed_and_removed_are_followed(
     account: FakeAccount,
     source: Source,
     scheduler: SyncScheduler,
-    sync_deps: SyncDependencies,
+    registry: SourceRegistry,
 ) -> None:
     await scheduler.reconcile()
-    second, _ = await sync_deps.registry.create(
-        SourceCreate(name="Marketing Account", api_key=api_key())
-    )
+    second, _ = await registry.create(SourceCreate(name="Marketing Account", api_key=api_key()))
 
     await scheduler.reconcile()
     assert scheduler.next_run_time(second.id) is not None
 
-    await sync_deps.registry.update(second.id, SourceUpdate(sync_interval=timedelta(hours=1)))
-    await sync_deps.registry.remove(source.id, drop_data=False)
+    await registry.update(second.id, SourceUpdate(sync_interval=timedelta(hours=1)))
+    await registry.remove(source.id, drop_data=False)
     await scheduler.reconcile()
 
     assert scheduler.scheduler.get_job(job_id(source.id)) is None

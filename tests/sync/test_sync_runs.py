@@ -6,8 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared.db import use_source_schema
-from shared.registry import Source
+from shared.source_rows import Source
 from shared.tables import source_tables
 from sync_service.ledger import list_runs
 from sync_service.runner import RunOutcome, SyncDependencies
@@ -51,7 +50,6 @@ async def rows(deps: SyncDependencies, source: Source, table: str) -> dict[str, 
     tables = source_tables(source.schema_name)
     target = tables.objects[table]
     key = next(iter(target.primary_key.columns)).name
-    use_source_schema(deps.engine, source.schema_name)
     async with deps.engine.connect() as connection:
         result = await connection.execute(sa.select(target))
         return {row._mapping[key]: dict(row._mapping) for row in result}

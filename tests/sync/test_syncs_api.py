@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.registry import Source
 from shared.settings import Settings
+from shared.source_rows import Source
 from sync_service.app import create_app
 from sync_service.service import SyncService
 from tests.conftest import ADMIN_TOKEN

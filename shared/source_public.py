@@ -1,0 +1,33 @@
+"""A source as the admin API and the CLI show it: never the API key, always the webhook URL."""
+
+from __future__ import annotations
+
+from shared.schemas import SourcePublic, WebhookSummary
+from shared.settings import Settings
+from shared.source_rows import Source
+from shared.source_secrets import SourceSecrets
+
+
+def source_public(
+    source: Source,
+    settings: Settings,
+    secrets: SourceSecrets,
+    *,
+    warnings: list[str] | None = None,
+    webhook: WebhookSummary | None = None,
+) -> SourcePublic:
+    return SourcePublic(
+        id=source.id,
+        name=source.name,
+        schema_name=source.schema_name,
+        region=source.region,
+        webhook_url=settings.webhook_url(source.id, secrets.webhook_token(source)),
+        webhook_signed=source.webhook_verification_key is not None,
+        api_key_fingerprint=source.api_key_fingerprint,
+        scopes=source.scopes,
+        sync_interval_seconds=source.sync_interval(settings.SYNC_INTERVAL),
+        created_at=source.created_at,
+        updated_at=source.updated_at,
+        warnings=warnings or [],
+        webhook=webhook,
+    )

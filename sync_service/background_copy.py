@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk_inserts import copy_records
+from shared.db_errors import lost_write_race
 from sync_service.listed_keys import ListedKeys
 
 # What a COPY could not do: the records it was refused, and the keys it was to list.
@@ -55,7 +56,11 @@ class BackgroundCopy:
                     self.connection, self.table.name, self.table.schema, columns, new
                 )
                 await self.listed.add(seen)
-        except (sa.exc.IntegrityError, asyncpg.UniqueViolationError):
+        except (sa.exc.DBAPIError, asyncpg.PostgresError) as exc:
+            # Refused for a key stored meanwhile (told by its SQLSTATE, as the ingest writer
+            # tells its races); any other error is the listing's to report.
+            if not lost_write_race(exc):
+                raise
             return new, seen
         return [], []
 

@@ -23,7 +23,6 @@ _STATUS_STYLES = {
     "partial": "yellow",
     "forbidden": "red",
     "failed": "red",
-    "skipped": "dim",
 }
 
 

@@ -15,7 +15,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from sync_service.client import SendGridClient
 from sync_service.errors import ExportFailed, SendGridError
-from sync_service.export_files import CsvBatch, Row, iterate_csv_value_batches
+from sync_service.export_files import CsvBatch, iterate_csv_value_batches
 
 EXPORTS_PATH = "/v3/marketing/contacts/exports"
 
@@ -118,12 +118,3 @@ async def iterate_exported_batches(
     job = await wait_for_export(client, await start_contacts_export(client), policy)
     async for batch in iterate_export_batches(client, job):
         yield batch
-
-
-async def iterate_exported_contacts(
-    client: SendGridClient, policy: ExportPolicy | None = None
-) -> AsyncIterator[Row]:
-    """Start an export of all contacts, wait for it, and stream its rows."""
-    async for batch in iterate_exported_batches(client, policy):
-        for row in batch.rows():
-            yield row

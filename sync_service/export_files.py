@@ -122,9 +122,6 @@ class CsvBatch:
     header: tuple[str, ...]
     records: list[list[str]]
 
-    def rows(self) -> list[Row]:
-        return [dict(zip(self.header, values, strict=True)) for values in self.records]
-
 
 async def iterate_csv_value_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[CsvBatch]:
     """Records of one export file, a batch per chunk received: one async step per chunk

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from sync_service.export_files import CsvBatch, Row
+
 API_KEY = "SG.sync-tests.0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghi"
 START = 1_764_000_000.0  # an arbitrary unix time for the fake clock
 
@@ -28,3 +30,8 @@ class FakeTime:
         if self.gate is not None:
             self.held.set()
             await self.gate.wait()
+
+
+def rows_in(batch: CsvBatch) -> list[Row]:
+    """A batch's records as dicts by column, as a reader of the export would see them."""
+    return [dict(zip(batch.header, values, strict=True)) for values in batch.records]

@@ -12,7 +12,7 @@ import respx
 from sync_service.client import SendGridClient
 from sync_service.contacts_export import (
     ExportPolicy,
-    iterate_exported_contacts,
+    iterate_exported_batches,
     wait_for_export,
 )
 from sync_service.errors import ExportFailed
@@ -25,7 +25,7 @@ from tests.fake_sendgrid.payloads import (
     export_status,
     gzip_bytes,
 )
-from tests.sync.fakes import FakeTime
+from tests.sync.fakes import FakeTime, rows_in
 
 EXPORTS = f"{API}/v3/marketing/contacts/exports"
 EXPORT_ID = "6f7d5c46-2f0c-4d35-9c6b-3b9a5b1e2d10"
@@ -50,8 +50,16 @@ async def drain_into(sink: list[Row], rows: AsyncIterator[Row]) -> None:
         sink.append(row)
 
 
+async def exported_rows(
+    client: SendGridClient, policy: ExportPolicy | None = None
+) -> AsyncIterator[Row]:
+    async for batch in iterate_exported_batches(client, policy):
+        for row in rows_in(batch):
+            yield row
+
+
 async def read_all(client: SendGridClient, policy: ExportPolicy | None = None) -> list[Row]:
-    return [row async for row in iterate_exported_contacts(client, policy)]
+    return [row async for row in exported_rows(client, policy)]
 
 
 async def test_pending_then_ready_gzip_csv_in_two_files(
@@ -165,7 +173,7 @@ async def test_a_download_5xx_is_retried_and_an_expired_link_fails(
     rows: list[Row] = []
 
     with pytest.raises(ExportFailed, match=r"HTTP 403 .*Request has expired"):
-        await drain_into(rows, iterate_exported_contacts(sendgrid_api))
+        await drain_into(rows, exported_rows(sendgrid_api))
 
     assert flaky.call_count == 2
     assert [row["contact_id"] for row in rows] == [contact[0] for contact in CONTACTS[:2]]

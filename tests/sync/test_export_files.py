@@ -10,6 +10,7 @@ import pytest
 from sync_service.errors import ExportFailed
 from sync_service.export_files import Row, inflate_if_gzip, iterate_csv_value_batches
 from tests.fake_sendgrid.payloads import EXPORT_HEADER, export_csv_row
+from tests.sync.fakes import rows_in
 
 
 async def in_chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -19,7 +20,7 @@ async def in_chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 async def rows_of(data: bytes, chunk_size: int = 7) -> list[Row]:
     batches = iterate_csv_value_batches(in_chunks(data, chunk_size))
-    return [row async for batch in batches for row in batch.rows()]
+    return [row async for batch in batches for row in rows_in(batch)]
 
 
 CSV = (
@@ -110,7 +111,7 @@ async def test_rows_stream_out_before_the_file_is_read() -> None:
     batches = iterate_csv_value_batches(counting_chunks())
     first = await anext(batches)
 
-    assert [row["contact_id"] for row in first.rows()] == ["id-0"]
+    assert [row["contact_id"] for row in rows_in(first)] == ["id-0"]
     assert consumed <= 2  # the parser held at most the chunk it was working on
     rest = [len(batch.records) async for batch in batches]
     assert sum(rest) == total_rows - 1

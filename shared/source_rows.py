@@ -30,6 +30,12 @@ class Source:
     scopes: list[str]
     webhook_token_encrypted: str
     webhook_verification_key: str | None
+    webhook_id: str | None
+    webhook_managed: str | None
+    webhook_repair: bool
+    webhook_test_status: str | None
+    webhook_tested_at: datetime | None
+    webhook_checked_at: datetime | None
     sync_interval_seconds: int | None
     schema_version: int
     created_at: datetime

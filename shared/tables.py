@@ -1,6 +1,7 @@
 """Every table of the product, defined once: the control tables and each source's schema.
 
-Control tables (`sources`, `sync_runs`, `sync_run_collections`, `webhook_stats`) live in the
+Control tables (`sources`, `sync_runs`, `sync_run_collections`, `webhook_stats`,
+`webhook_findings`) live in the
 control schema: `sendgrid_source` on PostgreSQL (via the engine's schema translation), the
 main database file on SQLite. Each source's tables live in the source's own schema (an
 attached database file on SQLite). Event tables have the columns of their layout in
@@ -69,6 +70,15 @@ sources = sa.Table(
     sa.Column("scopes", JSONType, nullable=False),
     sa.Column("webhook_token_encrypted", sa.Text, nullable=False),
     sa.Column("webhook_verification_key", sa.Text),
+    # The SendGrid Event Webhook the product manages for this source (migration 0002): its id,
+    # whether the product `created` it or `adopted` one the account had, whether drift is
+    # repaired, and the outcome of the last test batch SendGrid was asked to send.
+    sa.Column("webhook_id", sa.String(64)),
+    sa.Column("webhook_managed", sa.String(16)),  # null (set up by hand), created, adopted
+    sa.Column("webhook_repair", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("webhook_test_status", sa.String(16)),  # null, arrived, not_arrived, failed
+    sa.Column("webhook_tested_at", UTCDateTime),
+    sa.Column("webhook_checked_at", UTCDateTime),
     sa.Column("sync_interval_seconds", sa.Integer),
     sa.Column("schema_version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -124,6 +134,27 @@ webhook_stats = sa.Table(
     sa.Column("events_stored", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("duplicates", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("rejected", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+
+# What the last check of a source's webhook found different from what it should be, one row
+# per finding (`disabled`, `url_changed`, `events_off`, `signing_off`, `key_rotated`,
+# `deleted`, `silent`) while it lasts: deleted when a check no longer finds it.
+webhook_findings = sa.Table(
+    "webhook_findings",
+    control_metadata,
+    sa.Column(
+        "source_id",
+        sa.String(36),
+        sa.ForeignKey("sources.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("finding", sa.String(32), primary_key=True),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    # Set when `webhook_repair` re-applied the settings after this finding.
+    sa.Column("repaired_at", UTCDateTime),
 )
 
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner, Result
 from sendgrid_source.cli import app
 from shared.db import create_engine, sqlite_schema_path
 from shared.settings import Settings, get_settings
-from shared.tables import SOURCE_SCHEMA_VERSION, sources
+from shared.tables import CONTROL_SCHEMA, SOURCE_SCHEMA_VERSION, sources, webhook_findings
 from tests.conftest import SENDGRID_TEST_URL, api_key, fresh_postgres_database
 from tests.fake_sendgrid.account import FakeAccount
 from tests.webhook_helpers import Signer
@@ -114,7 +114,7 @@ def test_migrate_twice_is_idempotent(
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
     first = cli("migrate")
     assert first.exit_code == 0, first.output
-    assert "upgraded from an empty database to 0001" in first.output
+    assert "upgraded from an empty database to 0002" in first.output
 
     assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
     # An older source schema is brought up to date by the next migrate, and only by it.
@@ -123,10 +123,10 @@ def test_migrate_twice_is_idempotent(
     third = cli("migrate")
 
     assert second.exit_code == 0, second.output
-    assert "already at revision 0001" in second.output
+    assert "already at revision 0002" in second.output
     assert "source schemas: upgraded sendgrid" in second.output
     assert third.exit_code == 0, third.output
-    assert "already at revision 0001" in third.output
+    assert "already at revision 0002" in third.output
     assert "source schemas: all up to date" in third.output
     rows = query(empty_database_url, sa.select(sources.c.schema_version))
     assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
@@ -160,6 +160,52 @@ def test_migrate_brings_a_version_1_source_schema_to_content_hashes(
     assert [row.schema_version for row in rows] == [2]
 
 
+def test_migrate_brings_a_first_release_control_schema_to_managed_webhooks(
+    cli: Invoke,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sendgrid: respx.MockRouter,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    assert cli("migrate").exit_code == 0
+    assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    # What revision 0001 of the first release created: no managed-webhook columns or findings.
+    added = (
+        "webhook_id",
+        "webhook_managed",
+        "webhook_repair",
+        "webhook_test_status",
+        "webhook_tested_at",
+        "webhook_checked_at",
+    )
+    for column in added:
+        query(
+            empty_database_url,
+            sa.text(f"ALTER TABLE {_control(empty_database_url, 'sources')} DROP COLUMN {column}"),
+        )
+    query(
+        empty_database_url,
+        sa.text(f"DROP TABLE {_control(empty_database_url, 'webhook_findings')}"),
+    )
+    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
+    query(empty_database_url, alembic_version.update().values(version_num="0001"))
+
+    result = cli("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert "upgraded from 0001 to 0002" in result.output
+    rows = query(empty_database_url, sa.select(sources.c.name, sources.c.webhook_repair))
+    assert [(row.name, row.webhook_repair) for row in rows] == [("SendGrid", False)]
+    assert query(empty_database_url, sa.select(sa.func.count()).select_from(webhook_findings)) == [
+        (0,)
+    ]
+
+
+def _control(database_url: str, table: str) -> str:
+    """A control table's name as raw SQL must write it: schema-qualified on PostgreSQL."""
+    return f"{CONTROL_SCHEMA}.{table}" if database_url.startswith("postgresql") else table
+
+
 def test_sources_need_a_migrated_database(
     cli: Invoke, empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,7 +221,7 @@ def test_sources_need_an_up_to_date_database(on_database: Invoke, database_url: 
     query(database_url, alembic_version.update().values(version_num="0000"))
     result = on_database("sources", "list")
     assert result.exit_code == 1
-    assert "the database is at revision 0000, not 0001: run migrate first" in result.stderr
+    assert "the database is at revision 0000, not 0002: run migrate first" in result.stderr
 
 
 # --- sources -------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from shared.tables import source_tables
 from sync_service.contact_records import ContactRecords
 from sync_service.export_files import iterate_csv_value_batches
 from sync_service.object_records import Records, with_content_hash
-from tests.fake_sendgrid.server import FakeAccountState, _export_rows
+from tests.fake_sendgrid.contacts import GeneratedContacts
 
 # `contacts` for `run`: the quick run, and the full one (1M against 100k is the RSS target).
 QUICK_CONTACTS = (20_000,)
@@ -271,8 +271,8 @@ async def _stored(settings: Settings, schema: str) -> tuple[int, int]:
 # --- the limit: raw COPY / executemany of the same rows --------------------------------------
 
 
-async def _gzip_chunks(state: FakeAccountState, part: int) -> AsyncIterator[bytes]:
-    for chunk in _export_rows(state, part):
+async def _gzip_chunks(contacts: GeneratedContacts, part: int) -> AsyncIterator[bytes]:
+    for chunk in contacts.gzip_file(part, EXPORT_FILES):
         yield chunk
 
 
@@ -287,14 +287,14 @@ def _cell(value: Any) -> Any:
 async def _write_limit_csv(contacts: int, path: Path, table: sa.Table) -> int:
     """The first sync's rows, exactly as the product builds them from the same export files,
     as CSV in the table's column order (an empty cell is NULL)."""
-    state = FakeAccountState(contacts=contacts, export_files=EXPORT_FILES)
+    generated = GeneratedContacts(contacts)
     synced_at = datetime.now(UTC)
     columns = [column.name for column in table.columns]
     rows = 0
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         for part in range(EXPORT_FILES):
-            async for batch in iterate_csv_value_batches(_gzip_chunks(state, part)):
+            async for batch in iterate_csv_value_batches(_gzip_chunks(generated, part)):
                 builder = ContactRecords(batch.header, FIELD_TYPES, synced_at)
                 built = Records(ContactRecords.columns, builder.records(batch.records))
                 hashed = with_content_hash(table, built)

@@ -27,7 +27,7 @@ from shared.db import create_engine, sqlite_schema_path
 from shared.settings import Settings, get_settings
 from shared.tables import CONTROL_SCHEMA, SOURCE_SCHEMA_VERSION, sources, webhook_findings
 from tests.conftest import SENDGRID_TEST_URL, api_key, fresh_postgres_database
-from tests.fake_sendgrid.account import FakeAccount
+from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.webhook_helpers import Signer
 
 Invoke = Callable[..., Result]

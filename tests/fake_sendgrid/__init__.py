@@ -1,13 +1,16 @@
-"""One fake SendGrid, answering as SendGrid's OpenAPI files say (payloads.py), for the tests
-and the benchmark alike:
+"""One fake SendGrid, answering as SendGrid's OpenAPI files say, for the tests and the
+benchmark alike:
 
 - payloads.py: every answer's shape (lists, segments, single sends, the export job, error
-  bodies, rate-limit headers, page tokens), the one definition both fakes below answer with;
-- account.py: `FakeAccount`, an account a test fills and changes between syncs, behind
-  respx routes (the tests mock SendGrid's HTTP API, nothing else);
-- server.py: a generated account of any size served over real HTTP (FastAPI), with an export
-  job made while pending and injected 429s: what `scripts/bench` and the fault tests sync
-  against, as a process (`python -m tests.fake_sendgrid.server`) or through ASGI.
+  bodies, rate-limit headers, page tokens);
+- state.py: `FakeAccountState`, one account: explicit objects a test sets, or
+  `generated_account(...)` of any size; the faults it is switched to and what it was asked;
+- contacts.py: explicit `Contact`s or `GeneratedContacts`, and the export files made of them;
+- app.py: `create_fake_sendgrid(state)`, the one set of request handlers (FastAPI);
+- respx_route.py: `FakeAccount`, a state whose app answers a respx router's SendGrid routes
+  (the tests mock SendGrid's HTTP API, nothing else), through httpx.ASGITransport;
+- server.py: the app as a process (`python -m tests.fake_sendgrid.server`), for
+  `scripts/bench` and the fault tests.
 
 It lives under tests/ because it is a test double, checked against the spec like the rest of
 the tests; the benchmark imports it as it imports the product, and the product never does

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +37,9 @@ from sync_service.listing_writer import BATCH_SIZE
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
 from tests.conftest import SENDGRID_TEST_URL, api_key
-from tests.fake_sendgrid.account import DOWNLOADS_HOST, Contact, FakeAccount
+from tests.fake_sendgrid.contacts import Contact
 from tests.fake_sendgrid.payloads import error_body, rate_limit_headers, token_page
+from tests.fake_sendgrid.respx_route import DOWNLOADS_HOST, FakeAccount
 from tests.sync.fakes import FakeTime
 
 API = SENDGRID_TEST_URL
@@ -55,7 +56,8 @@ TABLES = ("lists", "segments", "recipients", "campaigns")
 NEW_API = "served by the new Marketing Campaigns API"
 UNTOUCHED = "nothing was marked deleted"
 
-Handler = Callable[[httpx.Request], httpx.Response]
+# What a respx route answers with; `account.answer` is the fake account's own answer.
+Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
 @pytest.fixture
@@ -173,9 +175,9 @@ def replace(router: respx.MockRouter, route: respx.Route, handler: Handler) -> l
     """Answer the route's pattern with `handler` from now on; returns the requests it sees."""
     seen: list[httpx.Request] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    async def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return handler(request)
+        return await handler(request)
 
     route.side_effect = answer
     return seen
@@ -184,17 +186,20 @@ def replace(router: respx.MockRouter, route: respx.Route, handler: Handler) -> l
 def failing_then(failures: list[Handler], then: Handler) -> Handler:
     remaining = list(failures)
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return remaining.pop(0)(request) if remaining else then(request)
+    async def answer(request: httpx.Request) -> httpx.Response:
+        return await (remaining.pop(0)(request) if remaining else then(request))
 
     return answer
 
 
 def status(code: int, message: str) -> Handler:
-    return lambda request: httpx.Response(code, json=error_body(message))
+    async def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(code, json=error_body(message))
+
+    return answer
 
 
-def timeout(request: httpx.Request) -> httpx.Response:
+async def timeout(request: httpx.Request) -> httpx.Response:
     raise httpx.ReadTimeout("timed out reading the answer", request=request)
 
 
@@ -205,7 +210,7 @@ async def test_a_5xx_burst_shorter_than_the_retries_is_ridden_out(
     synced: Synced, sendgrid: respx.MockRouter, account: FakeAccount, fake_time: FakeTime
 ) -> None:
     burst = [status(503, "service unavailable"), status(502, "bad gateway"), status(500, "oops")]
-    seen = replace(sendgrid, sendgrid.get(LISTS), failing_then(burst, account._lists))
+    seen = replace(sendgrid, sendgrid.get(LISTS), failing_then(burst, account.answer))
 
     record = await run_again(synced)
 
@@ -263,11 +268,11 @@ async def test_the_whole_api_answering_503_fails_the_run_before_any_write(
 async def test_429s_are_waited_out_until_their_reset_then_the_run_completes(
     synced: Synced, sendgrid: respx.MockRouter, account: FakeAccount, fake_time: FakeTime
 ) -> None:
-    def limited(request: httpx.Request) -> httpx.Response:
+    async def limited(request: httpx.Request) -> httpx.Response:
         headers = rate_limit_headers(remaining=0, reset=fake_time.now + 37)
         return httpx.Response(429, json=error_body("too many requests"), headers=headers)
 
-    seen = replace(sendgrid, sendgrid.get(LISTS), failing_then([limited, limited], account._lists))
+    seen = replace(sendgrid, sendgrid.get(LISTS), failing_then([limited, limited], account.answer))
 
     record = await run_again(synced)
 
@@ -282,7 +287,7 @@ async def test_429s_are_waited_out_until_their_reset_then_the_run_completes(
 async def test_429s_that_never_end_fail_the_collection_after_bounded_waits(
     synced: Synced, sendgrid: respx.MockRouter, fake_time: FakeTime
 ) -> None:
-    def limited(request: httpx.Request) -> httpx.Response:
+    async def limited(request: httpx.Request) -> httpx.Response:
         headers = rate_limit_headers(remaining=0, reset=fake_time.now + 86_400)
         return httpx.Response(429, json=error_body("too many requests"), headers=headers)
 
@@ -338,8 +343,8 @@ class _BreaksOff(httpx.AsyncByteStream):
 async def test_a_download_that_times_out_midway_fails_only_the_contacts(
     synced: Synced, sendgrid: respx.MockRouter, account: FakeAccount
 ) -> None:
-    def broken(request: httpx.Request) -> httpx.Response:
-        whole = account._download(request).content
+    async def broken(request: httpx.Request) -> httpx.Response:
+        whole = (await account.answer(request)).content
         return httpx.Response(200, stream=_BreaksOff(whole[: len(whole) * 3 // 4]))
 
     replace(sendgrid, sendgrid.get(host=DOWNLOADS_HOST), broken)
@@ -372,8 +377,8 @@ async def test_a_truncated_gzip_export_fails_the_contacts_after_whole_batches_on
     account.export_files = 1
     truncated: list[bytes] = []
 
-    def cut(request: httpx.Request) -> httpx.Response:
-        whole = account._download(request).content
+    async def cut(request: httpx.Request) -> httpx.Response:
+        whole = (await account.answer(request)).content
         assert gzip.decompress(whole).count(b"\n") == contacts + 1
         truncated.append(whole[: len(whole) * 3 // 4])
         return httpx.Response(200, content=truncated[-1])
@@ -413,10 +418,10 @@ async def test_an_expired_export_url_fails_the_contacts_and_says_the_link_may_ha
     code: int,
     body: str,
 ) -> None:
-    def second_file_gone(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("part-1.csv"):
+    async def second_file_gone(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/1.csv.gz"):
             return httpx.Response(code, text=body, headers={"Content-Type": "application/xml"})
-        return account._download(request)
+        return await account.answer(request)
 
     seen = replace(sendgrid, sendgrid.get(host=DOWNLOADS_HOST), second_file_gone)
 
@@ -430,7 +435,7 @@ async def test_an_expired_export_url_fails_the_contacts_and_says_the_link_may_ha
         f"downloading an export file failed with HTTP {code} (the link may have expired): "
         f"{body} ({written} rows were written before the failure; {UNTOUCHED})",
     )  # fmt: skip
-    assert [request.url.path.rsplit("/", 1)[1] for request in seen] == ["part-0.csv", "part-1.csv"]
+    assert [request.url.path.rsplit("/", 1)[1] for request in seen] == ["0.csv.gz", "1.csv.gz"]
     await assert_no_corrupted_rows(synced)
 
 
@@ -438,7 +443,7 @@ async def test_an_expired_export_url_fails_the_contacts_and_says_the_link_may_ha
 
 
 def lists_page(account: FakeAccount, items: slice, token: str | None, next_token: str) -> Handler:
-    def answer(request: httpx.Request) -> httpx.Response:
+    async def answer(request: httpx.Request) -> httpx.Response:
         body = token_page(
             account.lists[items],
             self_url=f"{LISTS}?page_size=1000&page_token={token or ''}",
@@ -480,12 +485,12 @@ async def test_fresh_tokens_for_the_same_page_forever_are_stopped(
     calls = 0
     guard = 50  # past this, the fake ends the listing so a regression cannot hang the suite
 
-    def same_page_new_token(request: httpx.Request) -> httpx.Response:
+    async def same_page_new_token(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
         if calls >= guard:
-            return account._lists(request)
-        return lists_page(account, slice(0, 3), str(calls - 1), str(calls))(request)
+            return await account.answer(request)
+        return await lists_page(account, slice(0, 3), str(calls - 1), str(calls))(request)
 
     replace(sendgrid, sendgrid.get(LISTS), same_page_new_token)
 

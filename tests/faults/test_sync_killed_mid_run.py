@@ -33,7 +33,8 @@ from sync_service.ledger import utcnow
 from sync_service.run_claims import INTERRUPTED
 from sync_service.scheduling import SyncScheduler
 from tests.conftest import ADMIN_TOKEN, SENDGRID_TEST_URL, api_key
-from tests.fake_sendgrid.account import Contact, FakeAccount
+from tests.fake_sendgrid.contacts import Contact
+from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.faults.conftest import (
     Process,
     fetch,

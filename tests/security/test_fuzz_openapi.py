@@ -44,7 +44,7 @@ from ingest_service.app import create_app as create_ingest_app
 from shared.settings import Settings, load_settings
 from sync_service.app import create_app as create_sync_app
 from tests.conftest import ADMIN_TOKEN, SENDGRID_TEST_URL, api_key
-from tests.fake_sendgrid.account import FakeAccount
+from tests.fake_sendgrid.respx_route import FakeAccount
 
 # Examples per operation test (Hypothesis max_examples). 9 ingest + 5 sync operations, with
 # and without the token, the token runs on both backends: 42 tests, about 1,700 calls, about

@@ -41,7 +41,8 @@ from sync_service.app import create_app as create_sync_app
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
 from tests.conftest import ADMIN_TOKEN, SENDGRID_TEST_URL, api_key
-from tests.fake_sendgrid.account import Contact, FakeAccount
+from tests.fake_sendgrid.contacts import Contact
+from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.webhook_helpers import Signer, body_of, count
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc"}

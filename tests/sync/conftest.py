@@ -18,8 +18,8 @@ from sync_service.contacts_export import ExportPolicy
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
 from tests.conftest import SENDGRID_TEST_URL, api_key
-from tests.fake_sendgrid.account import FakeAccount
 from tests.fake_sendgrid.payloads import API
+from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.sync.fakes import API_KEY, FakeTime
 
 

@@ -9,14 +9,15 @@ from shared.source_rows import Source
 from shared.tables import source_tables
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
-from tests.fake_sendgrid.server import FakeAccountState, create_fake_sendgrid
+from tests.fake_sendgrid.app import create_fake_sendgrid
+from tests.fake_sendgrid.state import generated_account
 from tests.sync.fakes import FakeTime
 
 
 async def test_sync_through_paging_rate_limits_and_a_two_file_export(
     sync_deps: SyncDependencies, source: Source, fake_time: FakeTime
 ) -> None:
-    state = FakeAccountState(contacts=2345, lists=2500, rate_limit_every=7, export_files=2)
+    state = generated_account(contacts=2345, lists=2500, rate_limit_every=7, export_files=2)
     transport = httpx.ASGITransport(app=create_fake_sendgrid(state))
     async with httpx.AsyncClient(transport=transport) as fake_http:
         sync_deps.http = fake_http

@@ -13,7 +13,7 @@ from shared.source_rows import Source
 from sync_service.foreground import sync_in_foreground
 from sync_service.ledger import list_runs
 from sync_service.runner import SyncDependencies
-from tests.fake_sendgrid.account import FakeAccount
+from tests.fake_sendgrid.respx_route import FakeAccount
 
 
 def recording_console() -> Console:

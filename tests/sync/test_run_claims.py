@@ -19,7 +19,7 @@ from sync_service.ledger import finish_run, list_runs, utcnow
 from sync_service.run_claims import INTERRUPTED, RunClaim, claim_run
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
-from tests.fake_sendgrid.account import FakeAccount
+from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.sync.fakes import FakeTime
 
 

@@ -16,7 +16,7 @@ from sync_service.runner import SyncDependencies
 from sync_service.scheduling import SyncScheduler, job_id
 from sync_service.service import SyncService
 from tests.conftest import api_key
-from tests.fake_sendgrid.account import FakeAccount
+from tests.fake_sendgrid.respx_route import FakeAccount
 
 
 @pytest.fixture

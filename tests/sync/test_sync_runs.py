@@ -11,7 +11,8 @@ from shared.tables import source_tables
 from sync_service.ledger import list_runs
 from sync_service.runner import RunOutcome, SyncDependencies
 from sync_service.service import SyncService
-from tests.fake_sendgrid.account import Contact, FakeAccount
+from tests.fake_sendgrid.contacts import Contact
+from tests.fake_sendgrid.respx_route import FakeAccount
 
 LIST_A = "ca7a3796-e8a8-4029-9ccb-df8937940562"
 LIST_B = "f2fe66a1-43f3-4e3a-87b1-c6a600d805f0"

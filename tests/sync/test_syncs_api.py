@@ -14,7 +14,7 @@ from shared.source_rows import Source
 from sync_service.app import create_app
 from sync_service.service import SyncService
 from tests.conftest import ADMIN_TOKEN
-from tests.fake_sendgrid.account import FakeAccount
+from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.sync.fakes import FakeTime
 
 

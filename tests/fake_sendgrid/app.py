@@ -35,6 +35,7 @@ from tests.fake_sendgrid.payloads import (
     single_send_detail,
 )
 from tests.fake_sendgrid.state import Export, FakeAccountState, generated_account
+from tests.fake_sendgrid.webhooks import add_webhook_routes
 
 _DOWNLOAD_CHUNK = 64 * 1024
 _REVOKED = "The provided authorization grant is invalid, expired, or revoked"
@@ -56,6 +57,7 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
     account = state if state is not None else generated_account()
     app = FastAPI(title="fake SendGrid")
     app.state.account = account
+    add_webhook_routes(app, account.webhooks)
 
     @app.middleware("http")
     async def refusals_and_rate_limits(request: Request, call_next: Any) -> Response:

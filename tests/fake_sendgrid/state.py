@@ -23,6 +23,7 @@ from tests.fake_sendgrid.payloads import (
     segment_v2,
     single_send,
 )
+from tests.fake_sendgrid.webhooks import WebhookAccount
 
 
 @dataclass
@@ -46,6 +47,8 @@ class FakeAccountState:
     send_lists: dict[str, list[str]] = field(default_factory=dict)
     # Legacy Marketing Campaigns data; None means the account does not have it (403).
     legacy: dict[str, list[JSON]] | None = None
+    # Its Event Webhooks (webhooks.py).
+    webhooks: WebhookAccount = field(default_factory=WebhookAccount)
     scopes: list[str] = field(
         default_factory=lambda: ["marketing.read", "scopes.read", "suppression.read"]
     )

@@ -9,7 +9,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.clock import utcnow as utcnow  # re-exported: the run modules take it from here
+from shared.clock import utcnow
 from shared.tables import sync_run_collections, sync_runs
 
 Trigger = Literal["initial", "scheduled", "manual"]

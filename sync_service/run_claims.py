@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.clock import utcnow
 from shared.db import is_sqlite
 from shared.tables import sync_runs
-from sync_service.ledger import INTERRUPTED, Trigger, utcnow
+from sync_service.ledger import INTERRUPTED, Trigger
 
 __all__ = ["INTERRUPTED", "RunClaim", "claim_run", "fail_dead_runs"]
 

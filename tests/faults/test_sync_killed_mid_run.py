@@ -23,13 +23,13 @@ import httpx
 import pytest
 import respx
 
+from shared.clock import utcnow
 from shared.db import create_engine
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
 from shared.settings import Settings
 from shared.tables import sync_runs
 from sync_service.app import create_app as create_sync_app
-from sync_service.ledger import utcnow
 from sync_service.run_claims import INTERRUPTED
 from sync_service.scheduling import SyncScheduler
 from tests.conftest import ADMIN_TOKEN, SENDGRID_TEST_URL, api_key

@@ -10,12 +10,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.clock import utcnow
 from shared.db import create_engine
 from shared.errors import Conflict
 from shared.settings import Settings
 from shared.source_rows import Source
 from shared.tables import sync_runs
-from sync_service.ledger import finish_run, list_runs, utcnow
+from sync_service.ledger import finish_run, list_runs
 from sync_service.run_claims import INTERRUPTED, RunClaim, claim_run
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from ingest_service import sources_api, webhook
+from ingest_service import sources_api, webhook, webhook_check_api
 from ingest_service.parsers import ParserPool
 from ingest_service.writer import EventWriter
 from shared.db import create_engine
@@ -46,13 +46,17 @@ def create_app(settings: Settings) -> FastAPI:
                 await parsers.stop()
                 await engine.dispose()
 
+    # Every route behind the admin token, in one router.
+    admin = APIRouter()
+    admin.include_router(sources_api.router)
+    admin.include_router(webhook_check_api.router)
     app = create_service_app(
         service="ingest",
         summary="SendGrid Event Webhook receiver and source registry",
         settings=settings,
         engine=engine,
         lifespan=lifespan,
-        admin_router=sources_api.router,
+        admin_router=admin,
     )
     # The webhook authenticates with the token in its URL (and the signature), not the admin token.
     app.include_router(webhook.router)

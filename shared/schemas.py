@@ -77,12 +77,34 @@ class SourceUpdate(BaseModel):
     _sync_interval = field_validator("sync_interval")(_check_sync_interval)
 
 
+class WebhookFinding(BaseModel):
+    """Something wrong with a source's webhook, as the last check found it (see
+    shared/webhook_drift.py for every finding and what it means)."""
+
+    finding: str
+    detail: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    repaired_at: datetime | None = None
+
+
+class WebhookCheckResult(BaseModel):
+    """`GET /sources/{id}/webhook/check`: what a check done now found."""
+
+    source_id: str
+    checked_at: datetime
+    findings: list[WebhookFinding]
+
+
 class WebhookSummary(BaseModel):
     last_event_at: datetime | None
     events_last_24h: dict[str, int]
     events_stored: int
     duplicates_absorbed: int
     rejected: int
+    drift: list[WebhookFinding] = Field(
+        default_factory=list, description="what the last webhook check found wrong"
+    )
 
 
 class SourcePublic(BaseModel):

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # answers and memory.
     INGEST_MAX_IN_FLIGHT: int = Field(16, ge=1)
     INGEST_OVERLOAD_RETRY_AFTER: int = Field(5, ge=1)
+    # Watching the webhook: a source whose webhook delivered nothing for this long while
+    # SendGrid's stats show mail processed is flagged `silent` (shared/webhook_silence.py).
+    WEBHOOK_SILENCE_ALERT: Duration = timedelta(hours=6)
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -117,6 +120,13 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("WEBHOOK_SILENCE_ALERT")
+    @classmethod
+    def _positive_alert(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0")
+        return value
 
     @field_validator("SYNC_INTERVAL")
     @classmethod

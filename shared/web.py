@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, compile_path
 
 from shared.db import ping
 from shared.errors import AppError, ServiceUnavailable, Unauthorized
@@ -107,10 +109,27 @@ def admin_auth(expected_token: str) -> Callable[..., Awaitable[None]]:
     return require_admin
 
 
+def _path_regexes(router: APIRouter) -> list[re.Pattern[str]]:
+    """The path patterns of every route of `router`, those of routers it includes too
+    (FastAPI keeps an included router as one entry, resolved when the app is built)."""
+    patterns: list[re.Pattern[str]] = []
+
+    def walk(routes: Sequence[BaseRoute], prefix: str) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)
+            if included is not None:
+                walk(included.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
+            elif isinstance(route, APIRoute):
+                patterns.append(compile_path(prefix + route.path)[0])
+
+    walk(router.routes, "")
+    return patterns
+
+
 def install_admin_token_check(app: FastAPI, admin_router: APIRouter, expected_token: str) -> None:
     """Apply `check_admin_token` before FastAPI reads or validates the body: an anonymous
     caller learns nothing about its body and cannot make the service buffer it."""
-    admin_paths = [route.path_regex for route in admin_router.routes if isinstance(route, APIRoute)]
+    admin_paths = _path_regexes(admin_router)
 
     @app.middleware("http")
     async def admin_token_first(

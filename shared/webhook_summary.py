@@ -11,10 +11,12 @@ from shared.clock import utcnow
 from shared.schemas import WebhookSummary
 from shared.source_rows import Source
 from shared.tables import source_tables, webhook_stats
+from shared.webhook_findings import list_findings
 
 
 async def webhook_summary(engine: AsyncEngine, source: Source) -> WebhookSummary:
-    """Events stored per table over the last 24 hours, and the counters kept by the writer."""
+    """Events stored per table over the last 24 hours, the counters kept by the writer, and
+    what the last webhook check found (`drift`)."""
     tables = source_tables(source.schema_name)
     since = utcnow() - timedelta(hours=24)
     async with engine.connect() as connection:
@@ -38,4 +40,5 @@ async def webhook_summary(engine: AsyncEngine, source: Source) -> WebhookSummary
         events_stored=stats.events_stored if stats else 0,
         duplicates_absorbed=stats.duplicates if stats else 0,
         rejected=stats.rejected if stats else 0,
+        drift=await list_findings(engine, source.id),
     )

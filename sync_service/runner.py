@@ -23,6 +23,7 @@ from shared.settings import Settings
 from shared.source_rows import Source, SourceRows
 from shared.source_secrets import SourceSecrets
 from shared.tables import source_tables
+from shared.webhook_check import WebhookCheck
 from sync_service.api_detection import choose_api
 from sync_service.client import Clock, RetryPolicy, SendGridClient, Sleep
 from sync_service.contacts_export import ExportPolicy
@@ -59,10 +60,13 @@ class SyncDependencies:
     # Reading a source and decrypting its key need the database and SECRET_KEY only.
     sources: SourceRows = field(init=False)
     secrets: SourceSecrets = field(init=False, repr=False)
+    # The webhook check run after every run's collections (tests replace its clock).
+    webhook_check: WebhookCheck = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.sources = SourceRows(self.engine)
         self.secrets = SourceSecrets(self.settings.secret_key)
+        self.webhook_check = WebhookCheck(self.engine, self.settings, self.http, self.secrets)
 
 
 @dataclass
@@ -214,6 +218,17 @@ async def _sync_collections(
     return results
 
 
+async def check_webhook(deps: SyncDependencies, source: Source) -> None:
+    """The webhook check after a run's collections. It records its own SendGrid errors as
+    findings; anything else is logged here, and never fails the run."""
+    try:
+        await deps.webhook_check.check(await deps.sources.get(source.id))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("webhook check failed", extra={"fields": {"source": source.name}})
+
+
 async def execute_run(
     deps: SyncDependencies, source: Source, claim: RunClaim, progress: Progress | None = None
 ) -> RunOutcome:
@@ -225,6 +240,7 @@ async def execute_run(
     try:
         results = await _sync_collections(deps, source, claim.run_id, progress or _no_progress)
         status = overall_status(results)
+        await check_webhook(deps, source)
     except AuthRejected as exc:
         error = str(exc)
     except SendGridError as exc:

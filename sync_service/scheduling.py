@@ -14,6 +14,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from shared import webhook_gauge
 from shared.clock import utcnow
 from sync_service.ledger import Trigger, last_run_started
 from sync_service.run_claims import fail_dead_runs
@@ -62,6 +63,11 @@ class SyncScheduler:
         # Runs left `running` by a process that died: shown failed, and not counted below.
         await fail_dead_runs(self.service.deps.engine)
         sources = {source.id: source for source in await deps.sources.list_sources()}
+        # The webhook findings gauge, from the table: also shows checks the ingest ran.
+        try:
+            await webhook_gauge.refresh(deps.engine)
+        except Exception:
+            log.exception("the webhook findings gauge was not refreshed")
         for source_id in list(self._intervals):
             if source_id not in sources:
                 self.scheduler.remove_job(job_id(source_id))

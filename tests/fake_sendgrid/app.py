@@ -35,6 +35,7 @@ from tests.fake_sendgrid.payloads import (
     single_send_detail,
 )
 from tests.fake_sendgrid.state import Export, FakeAccountState, generated_account
+from tests.fake_sendgrid.stats import add_stats_routes
 from tests.fake_sendgrid.webhooks import add_webhook_routes
 
 _DOWNLOAD_CHUNK = 64 * 1024
@@ -58,6 +59,7 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
     app = FastAPI(title="fake SendGrid")
     app.state.account = account
     add_webhook_routes(app, account.webhooks)
+    add_stats_routes(app, account)
 
     @app.middleware("http")
     async def refusals_and_rate_limits(request: Request, call_next: Any) -> Response:

@@ -227,3 +227,33 @@ def export_csv_row(contact_id: str, email: str, first_name: str, city: str = "Re
 
 def gzip_bytes(text: str) -> bytes:
     return gzip.compress(text.encode())
+
+
+# StatsAdvancedGlobalStats (tsg_stats_v3.yaml): every metric of a `/v3/stats` day.
+GLOBAL_STATS_METRICS = (
+    "blocks",
+    "bounce_drops",
+    "bounces",
+    "clicks",
+    "deferred",
+    "delivered",
+    "invalid_emails",
+    "opens",
+    "processed",
+    "requests",
+    "spam_report_drops",
+    "spam_reports",
+    "unique_clicks",
+    "unique_opens",
+    "unsubscribe_drops",
+    "unsubscribes",
+)
+
+
+def global_stats_day(day: str, metrics: dict[str, int]) -> JSON:
+    """One day of `GET /v3/stats` (ListStat): `{date, stats: [{metrics: {...}}]}`, every metric
+    present, zero unless given."""
+    return {
+        "date": day,
+        "stats": [{"metrics": {name: metrics.get(name, 0) for name in GLOBAL_STATS_METRICS}}],
+    }

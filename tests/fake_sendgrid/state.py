@@ -49,6 +49,8 @@ class FakeAccountState:
     legacy: dict[str, list[JSON]] | None = None
     # Its Event Webhooks (webhooks.py).
     webhooks: WebhookAccount = field(default_factory=WebhookAccount)
+    # Its global email statistics (stats.py): "YYYY-MM-DD" -> the day's non-zero metrics.
+    daily_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     scopes: list[str] = field(
         default_factory=lambda: ["marketing.read", "scopes.read", "suppression.read"]
     )
@@ -77,6 +79,7 @@ class FakeAccountState:
     details_fetched: list[str] = field(default_factory=list)  # single send ids
     exports_started: int = 0
     exports: dict[str, Export] = field(default_factory=dict)
+    stats_queries: list[dict[str, str]] = field(default_factory=list)  # of /v3/stats
 
     # --- building the account -------------------------------------------------------------
 

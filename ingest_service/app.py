@@ -15,6 +15,7 @@ from shared.db import create_engine
 from shared.registry import SourceRegistry
 from shared.settings import Settings, get_settings
 from shared.web import create_service_app
+from shared.webhook_arrivals import TestArrivals
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -31,9 +32,15 @@ def create_app(settings: Settings) -> FastAPI:
         )
         parsers = ParserPool(settings.INGEST_PARSERS)
         async with httpx.AsyncClient() as http:
-            registry = SourceRegistry(engine, settings, http)
+            # The configure flow runs here, beside the receiver: it waits in memory for the
+            # test batch the receiver notes, and makes the receiver re-read a new key at once.
+            arrivals = TestArrivals()
+            registry = SourceRegistry(engine, settings, http, arrivals=arrivals)
+            targets = webhook.WebhookTargets(registry.rows, registry.secrets)
+            registry.webhooks.on_key_changed = targets.forget
             app.state.registry = registry
-            app.state.webhook_targets = webhook.WebhookTargets(registry.rows, registry.secrets)
+            app.state.webhook_targets = targets
+            app.state.test_arrivals = arrivals
             app.state.writer = writer
             app.state.parsers = parsers
             app.state.admission = webhook.Admission()

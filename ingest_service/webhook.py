@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from shared.signature import (
 )
 from shared.source_rows import SourceRows
 from shared.source_secrets import SourceSecrets
+from shared.webhook_arrivals import TestArrivals, is_test_batch, record_arrival
+
+logger = logging.getLogger(__name__)
 
 # How long a source's token and key are trusted from memory: rotating a key or removing a
 # source takes effect within this time, without a database read on every request.
@@ -77,6 +81,10 @@ class WebhookTargets:
         )
         self._cache[source_id] = target
         return target
+
+    def forget(self, source_id: str) -> None:
+        """Read the source again on its next request (its verification key changed)."""
+        self._cache.pop(source_id, None)
 
 
 class Admission:
@@ -169,6 +177,10 @@ async def _receive(
             )
         except SignatureError as exc:
             raise Forbidden(f"signature check failed: {exc}") from None
+    if is_test_batch(body):
+        # A bytes search (µs): received and authenticated is the signal, not stored, since
+        # a second test batch is all duplicates.
+        await _note_test_batch(request, target.source_id)
     received_at = datetime.now(UTC)
     try:
         batch = await parsers.parse(body, received_at, settings.WEBHOOK_MAX_EVENTS)
@@ -181,6 +193,17 @@ async def _receive(
     return WebhookAccepted(
         stored=result.stored, duplicates=result.duplicates, rejected=result.rejected
     )
+
+
+async def _note_test_batch(request: Request, source_id: str) -> None:
+    """SendGrid's test batch arrived: wake a configure flow here, and record it on the row
+    for one elsewhere. Recording is best effort: the batch itself is still stored."""
+    arrivals: TestArrivals = request.app.state.test_arrivals
+    arrivals.note(source_id)
+    try:
+        await record_arrival(request.app.state.engine, source_id)
+    except Exception as exc:  # the database may be down; the events still go their way
+        logger.warning("test batch arrival not recorded: %s", type(exc).__name__)
 
 
 async def _commit(

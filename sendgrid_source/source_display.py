@@ -23,10 +23,23 @@ def print_source(out: Console, source: SourcePublic) -> None:
     out.print(f"  interval     {_duration(interval)} ({interval} s)")
     out.print(f"  created      {_moment(source.created_at)}")
     out.print(f"  updated      {_moment(source.updated_at)}")
+    print_management(out, source)
     if source.webhook is not None:
         print_webhook(out, source.webhook)
     for warning in source.warnings:
         out.print(f"warning: {warning}", style="yellow")
+
+
+def print_management(out: Console, source: SourcePublic) -> None:
+    """Whether sendgrid-source configured the webhook in SendGrid, and how its test went."""
+    managed = source.webhook_management
+    if managed is None or not managed.managed:
+        out.print("  managed      no (configured by hand, or not yet)")
+        return
+    out.print(f"  managed      yes: webhook {managed.webhook_id} ({managed.origin})")
+    tested = f" at {_moment(managed.tested_at)}" if managed.tested_at else ""
+    out.print(f"  test batch   {managed.test_status or 'not sent'}{tested}")
+    out.print(f"  repair       {'on' if managed.repair else 'off'}")
 
 
 def print_webhook(out: Console, webhook: WebhookSummary) -> None:

@@ -16,7 +16,8 @@ from rich.table import Table
 
 from sendgrid_source.output import fail, out, settings_or_exit
 from sendgrid_source.registry_session import registry_call
-from sendgrid_source.source_display import print_source
+from sendgrid_source.source_display import print_management, print_source
+from sendgrid_source.webhook_command import sources_webhook
 from shared.errors import NotFound
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate, SourcePublic, SourceUpdate
@@ -42,6 +43,7 @@ _OPTION_NAMES = {
     "webhook_verification_key": "--verification-key",
     "region": "--region",
     "sync_interval": "--interval",
+    "adopt_webhook_id": "--adopt",
 }
 
 
@@ -80,6 +82,14 @@ def sources_add(
     interval: Annotated[
         str | None, typer.Option(help="Time between syncs, e.g. 3h; default SYNC_INTERVAL.")
     ] = None,
+    configure_webhook: Annotated[
+        bool,
+        typer.Option(
+            "--configure-webhook",
+            help="Also configure the Event Webhook in SendGrid with this key: adopt or "
+            "create it, turn signing on, and have SendGrid test it.",
+        ),
+    ] = False,
 ) -> None:
     """Register a SendGrid account: checks the key and creates the source's schema."""
     settings = settings_or_exit()
@@ -91,6 +101,7 @@ def sources_add(
             "webhook_verification_key": verification_key,
             "region": region.value,
             "sync_interval": interval,
+            "configure_webhook": configure_webhook,
         },
     )
 
@@ -106,9 +117,17 @@ def sources_add(
     console.print(f"  region       {public.region}")
     console.print(f"  webhook URL  {public.webhook_url}")
     console.print(f"  signed       {'yes' if public.webhook_signed else 'no'}")
+    print_management(console, public)
     for warning in warnings:
         console.print(f"warning: {warning}", style="yellow")
-    console.print("In SendGrid: Settings > Mail Settings > Event Webhook, paste the webhook URL.")
+    if public.webhook_management is None or not public.webhook_management.managed:
+        console.print(
+            "In SendGrid: Settings > Mail Settings > Event Webhook, paste the webhook URL "
+            "(or run `sendgrid-source sources webhook` to have it configured)."
+        )
+
+
+sources_app.command("webhook")(sources_webhook)
 
 
 @sources_app.command("list")
@@ -177,6 +196,13 @@ def sources_update(
     default_interval: Annotated[
         bool, typer.Option("--default-interval", help="Sync every SYNC_INTERVAL again.")
     ] = False,
+    webhook_repair: Annotated[
+        bool | None,
+        typer.Option(
+            "--webhook-repair/--no-webhook-repair",
+            help="Repair drift of the managed webhook's settings when it is checked.",
+        ),
+    ] = None,
 ) -> None:
     """Change a source as PATCH /sources/{id} does: only the options given change."""
     settings = settings_or_exit()
@@ -197,6 +223,7 @@ def sources_update(
             "webhook_verification_key": verification_key,
             "region": region.value if region else None,
             "sync_interval": interval,
+            "webhook_repair": webhook_repair,
         }.items()
         if value is not None
     }
@@ -232,10 +259,25 @@ async def _find(registry: SourceRegistry, id_or_name: str, drop_data: bool) -> S
 def sources_remove(
     id_or_name: IdOrName,
     drop_data: Annotated[bool, typer.Option(help="Also drop its schema and all its data.")] = False,
+    remove_webhook: Annotated[
+        bool,
+        typer.Option(
+            "--remove-webhook", help="Also delete the webhook sendgrid-source created in SendGrid."
+        ),
+    ] = False,
+    remove_adopted_webhook: Annotated[
+        bool,
+        typer.Option(
+            "--remove-adopted-webhook",
+            help="With --remove-webhook: delete it even if it was adopted, not created.",
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Stop a source. Its data stays in its schema unless --drop-data is given."""
     settings = settings_or_exit()
+    if remove_adopted_webhook and not remove_webhook:
+        fail("--remove-adopted-webhook goes with --remove-webhook")
     source = registry_call(settings, lambda registry: _find(registry, id_or_name, drop_data))
     if drop_data:
         question = f"Remove {source.name!r} and DROP schema {source.schema_name!r} with its data?"
@@ -243,6 +285,15 @@ def sources_remove(
         question = f"Stop {source.name!r}? Its data stays in schema {source.schema_name!r}."
     if not yes:
         typer.confirm(question, abort=True)
-    registry_call(settings, lambda registry: registry.remove(source.id, drop_data=drop_data))
+    removed = registry_call(
+        settings,
+        lambda registry: registry.remove(
+            source.id,
+            drop_data=drop_data,
+            remove_webhook=remove_webhook,
+            remove_adopted_webhook=remove_adopted_webhook,
+        ),
+    )
     done = "removed, data dropped" if drop_data else "removed; its data stays in the schema"
     out().print(f"source {source.name!r}: {done}", style="green")
+    out().print(f"webhook: {removed.webhook}")

@@ -3,13 +3,15 @@
 
 Each step has its own module: rows (`source_rows`), secrets (`source_secrets`), the API key
 check against SendGrid (`sendgrid_scopes`), names (`source_names`), schema DDL (`warehouse`),
-the webhook statistics (`webhook_summary`) and SQLite's files (`sqlite_files`). Only these
-operations need an HTTP client; the sync service reads sources through `SourceRows`.
+the webhook statistics (`webhook_summary`), SQLite's files (`sqlite_files`), and the
+account's Event Webhook: configuring it (`webhook_setup`) and deleting it (`webhook_removal`).
+Only these operations need an HTTP client; the sync service reads sources through `SourceRows`.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared import warehouse
 from shared.clock import utcnow
 from shared.db import attach_new_schema
-from shared.errors import Conflict
-from shared.schemas import SourceCreate, SourcePublic, SourceUpdate, WebhookSummary
+from shared.errors import Conflict, Unprocessable
+from shared.schemas import SourceCreate, SourcePublic, SourceRemoved, SourceUpdate, WebhookSummary
 from shared.sendgrid_scopes import fetch_scopes, missing_scope_warnings
 from shared.settings import Settings
 from shared.source_names import check_free, schema_for
@@ -29,16 +31,35 @@ from shared.source_rows import Source, SourceRows
 from shared.source_secrets import SourceSecrets
 from shared.sqlite_files import remove_schema_files
 from shared.tables import SOURCE_SCHEMA_VERSION, sources, webhook_stats
+from shared.webhook_arrivals import TestArrivals
+from shared.webhook_removal import remove_webhook as remove_webhook_of
+from shared.webhook_setup import WebhookSetup
 from shared.webhook_summary import webhook_summary
 
 
 class SourceRegistry:
-    def __init__(self, engine: AsyncEngine, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        *,
+        arrivals: TestArrivals | None = None,
+        on_key_changed: Callable[[str], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.http = http
         self.rows = SourceRows(engine)
         self.secrets = SourceSecrets(settings.secret_key)
+        self.webhooks = WebhookSetup(
+            engine,
+            settings,
+            self.secrets,
+            http,
+            arrivals=arrivals,
+            on_key_changed=on_key_changed,
+        )
 
     def public(
         self,
@@ -96,7 +117,19 @@ class SourceRegistry:
                 f"a source named {request.name!r} (schema {schema!r}) was registered at the "
                 "same moment; choose another name"
             ) from None
-        return await self.rows.get(source_id), missing_scope_warnings(scopes)
+        warnings = missing_scope_warnings(scopes)
+        if request.configure_webhook or request.adopt_webhook_id is not None:
+            source, more = await self.configure_webhook(source_id, request.adopt_webhook_id)
+            return source, warnings + more
+        return await self.rows.get(source_id), warnings
+
+    async def configure_webhook(
+        self, source_id: str, adopt_webhook_id: str | None = None
+    ) -> tuple[Source, list[str]]:
+        """Configure (or re-configure) the source's Event Webhook in SendGrid."""
+        source = await self.rows.get(source_id)
+        warnings = await self.webhooks.configure(source, adopt_webhook_id)
+        return await self.rows.get(source_id), warnings
 
     async def update(self, source_id: str, request: SourceUpdate) -> tuple[Source, list[str]]:
         """Change the fields present in `request`; warnings name scopes a new key lacks."""
@@ -112,6 +145,8 @@ class SourceRegistry:
             changes["webhook_verification_key"] = request.webhook_verification_key
         if request.region is not None:
             changes["region"] = request.region
+        if request.webhook_repair is not None:
+            changes["webhook_repair"] = request.webhook_repair
         if "sync_interval" in fields:
             changes["sync_interval_seconds"] = (
                 int(request.sync_interval.total_seconds()) if request.sync_interval else None
@@ -126,19 +161,43 @@ class SourceRegistry:
                 )
         return await self.rows.get(source.id), warnings
 
-    async def remove(self, source_id: str, *, drop_data: bool) -> None:
-        """Stop a source. Its data stays (and its name stays taken) unless drop_data is set."""
+    async def remove(
+        self,
+        source_id: str,
+        *,
+        drop_data: bool,
+        remove_webhook: bool = False,
+        remove_adopted_webhook: bool = False,
+    ) -> SourceRemoved:
+        """Stop a source. Its data stays (and its name stays taken) unless drop_data is set;
+        its webhook is deleted from SendGrid only when asked (an adopted one only when asked
+        twice). A failed deletion leaves the source as it was."""
+        if remove_adopted_webhook and not remove_webhook:
+            raise Unprocessable("remove_adopted_webhook=true goes with remove_webhook=true")
         source = await self.rows.get(source_id, include_removed=drop_data)
+        done = "the webhook in SendGrid was left as it is (remove_webhook was not asked)"
+        gone = False
+        if remove_webhook:
+            gone, done = await remove_webhook_of(
+                self.webhooks.client(source), source, include_adopted=remove_adopted_webhook
+            )
+        removed = SourceRemoved(
+            id=source.id, name=source.name, data_dropped=drop_data, webhook=done
+        )
         if not drop_data:
+            forgotten = {"webhook_id": None, "webhook_managed": None} if gone else {}
             async with self.engine.begin() as connection:
                 await connection.execute(
-                    sources.update().where(sources.c.id == source.id).values(deleted_at=utcnow())
+                    sources.update()
+                    .where(sources.c.id == source.id)
+                    .values(deleted_at=utcnow(), **forgotten)
                 )
-            return
+            return removed
         async with self.engine.begin() as connection:
             await warehouse.drop_source_schema(connection, source.schema_name)
             await connection.execute(sources.delete().where(sources.c.id == source.id))
         await remove_schema_files(self.engine, self.settings.DATABASE_URL, source.schema_name)
+        return removed
 
     async def _rename(
         self, connection: AsyncConnection, source: Source, name: str

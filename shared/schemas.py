@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.settings import Duration, Region
 from shared.signature import InvalidVerificationKey, load_verification_key
+from shared.webhook_management import WebhookManagement
 
 
 def _clean_api_key(value: str) -> str:
@@ -53,6 +54,17 @@ class SourceCreate(BaseModel):
     )
     region: Region = "global"
     sync_interval: Duration | None = Field(None, description="e.g. 3h; default SYNC_INTERVAL")
+    configure_webhook: bool = Field(
+        False,
+        description="Configure the account's Event Webhook with the source's API key: adopt "
+        "the webhook already at this source's URL or create one, sign it, and test it.",
+    )
+    adopt_webhook_id: str | None = Field(
+        None,
+        max_length=64,
+        description="With configure_webhook: take over this existing webhook (repointed at "
+        "this source's URL), e.g. when the plan's webhook limit is reached.",
+    )
 
     _api_key = field_validator("api_key")(_clean_api_key)
     _verification_key = field_validator("webhook_verification_key")(_check_verification_key)
@@ -69,6 +81,9 @@ class SourceUpdate(BaseModel):
     webhook_verification_key: str | None = None
     region: Region | None = None
     sync_interval: Duration | None = None
+    webhook_repair: bool | None = Field(
+        None, description="Repair drift of the managed webhook's settings when checked."
+    )
 
     _api_key = field_validator("api_key")(
         lambda value: None if value is None else _clean_api_key(value)
@@ -121,10 +136,30 @@ class SourcePublic(BaseModel):
     updated_at: datetime
     warnings: list[str] = Field(default_factory=list)
     webhook: WebhookSummary | None = None
+    webhook_management: WebhookManagement | None = None
 
 
 class SourceList(BaseModel):
     sources: list[SourcePublic]
+
+
+class WebhookConfigure(BaseModel):
+    """`POST /sources/{id}/webhook`: configure (or re-configure) the source's webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    adopt_webhook_id: str | None = Field(
+        None, max_length=64, description="Take over this existing webhook (repointed here)."
+    )
+
+
+class SourceRemoved(BaseModel):
+    """`DELETE /sources/{id}` with remove_webhook: what was done."""
+
+    id: str
+    name: str
+    data_dropped: bool
+    webhook: str = Field(description="what happened to the source's webhook in SendGrid")
 
 
 class ErrorDetail(BaseModel):

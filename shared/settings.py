@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     WEBHOOK_MAX_BODY_BYTES: int = Field(8 * 1024 * 1024, ge=1024)
     WEBHOOK_MAX_EVENTS: int = Field(50_000, ge=1)
     WEBHOOK_TIMESTAMP_TOLERANCE: Duration | None = None
+    # How long configuring a webhook waits for SendGrid's test batch to reach the receiver.
+    WEBHOOK_TEST_TIMEOUT: Duration = timedelta(seconds=60)
     INGEST_BATCH_MAX_EVENTS: int = Field(5000, ge=1)
     INGEST_BATCH_LINGER: Duration = timedelta(milliseconds=5)
     # Lanes of group commits (PostgreSQL; SQLite always 1). Each event table belongs to one
@@ -133,6 +135,13 @@ class Settings(BaseSettings):
     def _sane_interval(cls, value: timedelta) -> timedelta:
         if value < timedelta(minutes=1):
             raise ValueError("must be at least 1m")
+        return value
+
+    @field_validator("WEBHOOK_TEST_TIMEOUT")
+    @classmethod
+    def _sane_test_timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(minutes=10):
+            raise ValueError("must be more than 0 and at most 10m")
         return value
 
     @property

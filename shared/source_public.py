@@ -6,6 +6,7 @@ from shared.schemas import SourcePublic, WebhookSummary
 from shared.settings import Settings
 from shared.source_rows import Source
 from shared.source_secrets import SourceSecrets
+from shared.webhook_management import WebhookManagement
 
 
 def source_public(
@@ -30,4 +31,19 @@ def source_public(
         updated_at=source.updated_at,
         warnings=warnings or [],
         webhook=webhook,
+        webhook_management=management(source),
+    )
+
+
+def management(source: Source) -> WebhookManagement:
+    return WebhookManagement.model_validate(
+        {
+            "managed": source.webhook_managed is not None,
+            "webhook_id": source.webhook_id,
+            "origin": source.webhook_managed,
+            "signed": source.webhook_verification_key is not None,
+            "repair": source.webhook_repair,
+            "test_status": source.webhook_test_status,
+            "tested_at": source.webhook_tested_at,
+        }
     )

@@ -341,6 +341,103 @@ def test_sources_remove_keeps_data_unless_asked(
     assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
 
 
+WEBHOOK_SCOPES = [
+    "user.webhooks.event.settings.read",
+    "user.webhooks.event.settings.update",
+    "user.webhooks.event.settings.create",
+    "user.webhooks.event.settings.delete",
+    "user.webhooks.event.test.create",
+]
+
+
+@pytest.fixture
+def webhook_account(sendgrid: respx.MockRouter) -> FakeAccount:
+    """An account whose key has every webhook scope; no receiver runs, so the test batch
+    never arrives."""
+    fake = FakeAccount(SENDGRID_TEST_URL)
+    fake.install(sendgrid)
+    scopes = ["marketing.read", "scopes.read", *WEBHOOK_SCOPES]
+    sendgrid.get("/v3/scopes").respond(200, json={"scopes": scopes})
+    return fake
+
+
+def test_sources_add_configures_the_webhook(
+    on_database: Invoke, database_url: str, webhook_account: FakeAccount
+) -> None:
+    added = on_database(
+        "sources", "add", "SendGrid", "--api-key", api_key(), "--configure-webhook",
+        WEBHOOK_TEST_TIMEOUT="0.3",
+    )  # fmt: skip
+
+    assert added.exit_code == 0, added.output
+    [webhook] = webhook_account.webhooks.webhooks.values()
+    assert webhook["url"] == webhook_url(added.output)
+    assert f"managed      yes: webhook {webhook['id']} (created)" in added.output
+    assert "signed       yes" in added.output
+    assert "test batch   not_arrived" in added.output
+    assert "WEBHOOK_TEST_TIMEOUT" in added.output
+    assert "paste the webhook URL" not in added.output
+    [row] = query(database_url, sa.select(sources))
+    assert (row.webhook_id, row.webhook_managed) == (webhook["id"], "created")
+    assert row.webhook_verification_key == webhook["public_key"]
+    assert row.webhook_test_status == "not_arrived"
+
+
+def test_sources_webhook_adopts_a_named_webhook_and_remove_keeps_it(
+    on_database: Invoke, database_url: str, webhook_account: FakeAccount
+) -> None:
+    other = webhook_account.webhooks.add("https://other.example/hook")
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+
+    adopted = on_database(
+        "sources", "webhook", "SendGrid", "--adopt", other["id"], WEBHOOK_TEST_TIMEOUT="0.3"
+    )
+    kept = on_database("sources", "remove", "SendGrid", "--remove-webhook", "--yes")
+
+    assert adopted.exit_code == 0, adopted.output
+    assert f"managed      yes: webhook {other['id']} (adopted)" in adopted.output
+    [row] = query(database_url, sa.select(sources))
+    assert f"/webhooks/{row.id}/" in webhook_account.webhooks.webhooks[other["id"]]["url"]
+    assert kept.exit_code == 0, kept.output
+    assert "was adopted, not created" in kept.output
+    assert webhook_account.webhooks.deleted == []
+
+
+def test_sources_remove_deletes_the_created_webhook(
+    on_database: Invoke, webhook_account: FakeAccount
+) -> None:
+    added = on_database(
+        "sources", "add", "SendGrid", "--api-key", api_key(), "--configure-webhook",
+        WEBHOOK_TEST_TIMEOUT="0.3",
+    )  # fmt: skip
+    [webhook_id] = webhook_account.webhooks.webhooks
+
+    refused = on_database("sources", "remove", "SendGrid", "--remove-adopted-webhook", "--yes")
+    removed = on_database("sources", "remove", "SendGrid", "--remove-webhook", "--yes")
+
+    assert added.exit_code == 0, added.output
+    assert refused.exit_code == 1
+    assert "goes with --remove-webhook" in refused.stderr
+    assert removed.exit_code == 0, removed.output
+    assert f"webhook: webhook {webhook_id} (created) was deleted from SendGrid" in removed.output
+    assert webhook_account.webhooks.deleted == [webhook_id]
+
+
+def test_sources_update_turns_webhook_repair_on_and_off(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+
+    on = on_database("sources", "update", "SendGrid", "--webhook-repair")
+    [row_on] = query(database_url, sa.select(sources.c.webhook_repair))
+    off = on_database("sources", "update", "SendGrid", "--no-webhook-repair")
+    [row_off] = query(database_url, sa.select(sources.c.webhook_repair))
+
+    assert on.exit_code == 0, on.output
+    assert off.exit_code == 0, off.output
+    assert (row_on.webhook_repair, row_off.webhook_repair) == (True, False)
+
+
 def test_sources_remove_unknown(on_database: Invoke) -> None:
     result = on_database("sources", "remove", "Nope", "--yes")
     assert result.exit_code == 1

@@ -57,6 +57,7 @@ from shared.webhook_settings import (
     WebhookNotFound,
     WebhookSettings,
     WebhookSettingsClient,
+    friendly_name,
 )
 from shared.webhook_silence import silence
 
@@ -64,10 +65,6 @@ log = logging.getLogger("sendgrid_source.webhook_check")
 
 # Repaired by one PATCH of the webhook's settings.
 _SETTINGS_REPAIRS = frozenset({DISABLED, URL_CHANGED, EVENTS_OFF})
-
-
-def friendly_name(source: Source) -> str:
-    return f"sendgrid-source {source.name}"
 
 
 @dataclass
@@ -185,7 +182,7 @@ class WebhookCheck:
     async def _recreate(
         self, client: WebhookSettingsClient, source: Source, url: str, outcome: _Outcome
     ) -> None:
-        created = await client.create(url, friendly_name(source))
+        created = await client.create(url, friendly_name(source.name))
         outcome.columns["webhook_id"] = created.id
         key = await client.set_signing(created.id, True)
         outcome.columns["webhook_verification_key"] = key

@@ -32,7 +32,7 @@ EVENT_TOGGLES: Final = (
     "group_resubscribe",
 )
 
-# Scopes of a restricted key, per operation (more-apis.md §1.4).
+# Scopes of a restricted key, per operation (SendGrid's API key permissions list, "Webhook" block).
 READ_SCOPE: Final = "user.webhooks.event.settings.read"
 UPDATE_SCOPE: Final = "user.webhooks.event.settings.update"
 CREATE_SCOPE: Final = "user.webhooks.event.settings.create"
@@ -41,6 +41,11 @@ TEST_SCOPE: Final = "user.webhooks.event.test.create"
 
 _PREFIX = "/v3/user/webhooks/event"
 _TIMEOUT = 15.0
+
+
+def friendly_name(source_name: str) -> str:
+    """The name the product gives a webhook it creates, so a person sees whose it is."""
+    return f"sendgrid-source {source_name}"
 
 
 class WebhookSettings(BaseModel):

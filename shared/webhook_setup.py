@@ -41,11 +41,12 @@ from shared.webhook_settings import (
     WebhookList,
     WebhookSettings,
     WebhookSettingsClient,
+    friendly_name,
 )
 
 CREATED = "created"
 ADOPTED = "adopted"
-# SendGrid retries its test batch for up to 10 minutes (more-apis.md §1.1).
+# SendGrid retries its test batch for up to 10 minutes (its API reference for POST /v3/user/webhooks/event/test).
 _TEST_RETRIES_FOR = "10 minutes"
 
 
@@ -144,7 +145,7 @@ class WebhookSetup:
                 f"account's webhooks are: {_listed(listing)}"
             )
         try:
-            created = await client.create(url, f"sendgrid-source {source.name}")
+            created = await client.create(url, friendly_name(source.name))
         except WebhookLimitReached:
             raise SetupStopped(self._limit_message(source, listing)) from None
         except WebhookApiError as exc:

@@ -46,7 +46,8 @@ from shared.webhook_settings import (
 
 CREATED = "created"
 ADOPTED = "adopted"
-# SendGrid retries its test batch for up to 10 minutes (its API reference for POST /v3/user/webhooks/event/test).
+# SendGrid retries its test batch for up to 10 minutes (its API reference for
+# POST /v3/user/webhooks/event/test).
 _TEST_RETRIES_FOR = "10 minutes"
 
 

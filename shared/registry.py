@@ -32,6 +32,7 @@ from shared.source_secrets import SourceSecrets
 from shared.sqlite_files import remove_schema_files
 from shared.tables import SOURCE_SCHEMA_VERSION, sources, webhook_stats
 from shared.webhook_arrivals import TestArrivals
+from shared.webhook_permissions import WebhookPermissions
 from shared.webhook_removal import remove_webhook as remove_webhook_of
 from shared.webhook_setup import WebhookSetup
 from shared.webhook_summary import webhook_summary
@@ -121,7 +122,8 @@ class SourceRegistry:
         if request.configure_webhook or request.adopt_webhook_id is not None:
             source, more = await self.configure_webhook(source_id, request.adopt_webhook_id)
             return source, warnings + more
-        return await self.rows.get(source_id), warnings
+        note = WebhookPermissions.of(scopes).registration_note(source_id)
+        return await self.rows.get(source_id), warnings + ([note] if note else [])
 
     async def configure_webhook(
         self, source_id: str, adopt_webhook_id: str | None = None

@@ -54,6 +54,21 @@ class WebhookPermissions:
             for scope in self.missing()
         ]
 
+    def registration_note(self, source_id: str) -> str | None:
+        """At a registration that does not configure the webhook: one line saying which of
+        the webhook features the key allows, so the user learns it before asking for them."""
+        missing = self.missing()
+        if not missing:
+            return None
+        allowed = [FEATURES[scope] for scope in FEATURES if scope in self.granted]
+        can = f"it allows the product to {'; '.join(allowed)}" if allowed else "it allows none"
+        return (
+            f"Event Webhook features: the API key lacks {', '.join(missing)} ({can}). To let "
+            f"the product configure and watch the webhook, give the key those scopes ({_WHERE}) "
+            f"and call POST /sources/{source_id}/webhook; otherwise set the webhook up by hand "
+            "as the README's 'Point SendGrid at the webhook' describes"
+        )
+
     def refusal(self, source_id: str) -> str:
         """Why configuring is not attempted at all (read or update missing)."""
         needed = [s for s in (READ_SCOPE, UPDATE_SCOPE) if s not in self.granted]

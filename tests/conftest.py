@@ -31,7 +31,17 @@ from tests.tcp_proxy import OutageProxy
 
 SENDGRID_TEST_URL = "https://sendgrid.test"
 ADMIN_TOKEN = "test-admin-token-" + "x" * 24
-ALL_SCOPES = ["marketing.read", "mail.send", "scopes.read", "suppression.read"]
+# What a key limited to reading and sending lists; a full-access key also has the Event
+# Webhook's scopes (shared.webhook_settings), which registration reports on when missing.
+READ_SCOPES = ["marketing.read", "mail.send", "scopes.read", "suppression.read"]
+WEBHOOK_SCOPES = [
+    "user.webhooks.event.settings.create",
+    "user.webhooks.event.settings.delete",
+    "user.webhooks.event.settings.read",
+    "user.webhooks.event.settings.update",
+    "user.webhooks.event.test.create",
+]
+ALL_SCOPES = READ_SCOPES + WEBHOOK_SCOPES
 
 
 def _postgres_url() -> str:

@@ -26,7 +26,7 @@ from sendgrid_source.cli import app
 from shared.db import create_engine, sqlite_schema_path
 from shared.settings import Settings, get_settings
 from shared.tables import CONTROL_SCHEMA, SOURCE_SCHEMA_VERSION, sources, webhook_findings
-from tests.conftest import SENDGRID_TEST_URL, api_key, fresh_postgres_database
+from tests.conftest import SENDGRID_TEST_URL, WEBHOOK_SCOPES, api_key, fresh_postgres_database
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.webhook_helpers import Signer
 
@@ -339,15 +339,6 @@ def test_sources_remove_keeps_data_unless_asked(
     assert [row.name for row in query(database_url, sa.select(sources.c.name))] == ["Marketing"]
     # The name is free again.
     assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
-
-
-WEBHOOK_SCOPES = [
-    "user.webhooks.event.settings.read",
-    "user.webhooks.event.settings.update",
-    "user.webhooks.event.settings.create",
-    "user.webhooks.event.settings.delete",
-    "user.webhooks.event.test.create",
-]
 
 
 @pytest.fixture

@@ -26,13 +26,12 @@ from shared.webhook_settings import (
     TEST_SCOPE,
     UPDATE_SCOPE,
 )
-from tests.conftest import ALL_SCOPES, SENDGRID_TEST_URL, api_key
+from tests.conftest import ALL_SCOPES, READ_SCOPES, SENDGRID_TEST_URL, WEBHOOK_SCOPES, api_key
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.fake_sendgrid.webhooks import TEST_EMAIL
 from tests.fake_sendgrid.webhooks import test_batch as sendgrid_test_batch
 from tests.webhook_helpers import Signer, body_of, rows
 
-WEBHOOK_SCOPES = [READ_SCOPE, UPDATE_SCOPE, CREATE_SCOPE, DELETE_SCOPE, TEST_SCOPE]
 EU_API = "https://api.eu.sendgrid.com"
 
 
@@ -72,7 +71,7 @@ async def account(sendgrid: respx.MockRouter, ingest_app: FastAPI) -> AsyncItera
     """An account whose key has every webhook scope; its test batches go to the ingest app."""
     fake = FakeAccount(SENDGRID_TEST_URL)
     fake.install(sendgrid)
-    sendgrid.get("/v3/scopes").respond(200, json={"scopes": ALL_SCOPES + WEBHOOK_SCOPES})
+    sendgrid.get("/v3/scopes").respond(200, json={"scopes": ALL_SCOPES})
     transport = httpx.ASGITransport(app=ingest_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest.test") as receiver:
         fake.webhooks.deliver = deliver_to(receiver)
@@ -254,7 +253,7 @@ async def test_adopting_an_unknown_id_changes_nothing(
 async def test_a_key_without_webhook_scopes_registers_and_names_them(
     ingest: httpx.AsyncClient, sendgrid: respx.MockRouter, account: FakeAccount
 ) -> None:
-    sendgrid.get("/v3/scopes").respond(200, json={"scopes": ALL_SCOPES})
+    sendgrid.get("/v3/scopes").respond(200, json={"scopes": READ_SCOPES})
 
     source = await register(ingest, configure_webhook=True)
 
@@ -271,7 +270,7 @@ async def test_a_key_without_webhook_scopes_registers_and_names_them(
 async def test_a_key_without_the_test_scope_configures_without_a_test(
     ingest: httpx.AsyncClient, sendgrid: respx.MockRouter, account: FakeAccount
 ) -> None:
-    scopes = [s for s in ALL_SCOPES + WEBHOOK_SCOPES if s != TEST_SCOPE]
+    scopes = [s for s in ALL_SCOPES if s != TEST_SCOPE]
     sendgrid.get("/v3/scopes").respond(200, json={"scopes": scopes})
 
     source = await register(ingest, configure_webhook=True)
@@ -415,7 +414,7 @@ async def test_an_eu_source_configures_on_the_eu_api(
     ingest: httpx.AsyncClient, sendgrid: respx.MockRouter, ingest_app: FastAPI
 ) -> None:
     eu = FakeAccount(EU_API)
-    eu.scopes = ALL_SCOPES + WEBHOOK_SCOPES
+    eu.scopes = ALL_SCOPES
     sendgrid.route(host="api.eu.sendgrid.com").mock(side_effect=eu.answer)
 
     source = await register(ingest, "SendGrid EU", region="eu", configure_webhook=True)
@@ -425,3 +424,29 @@ async def test_an_eu_source_configures_on_the_eu_api(
     assert source["webhook_management"]["origin"] == "created"
     assert source["webhook_management"]["signed"] is True
     assert eu.webhooks.tests_sent == [(webhook["id"], source["webhook_url"])]
+
+
+async def test_registration_without_configuring_says_which_webhook_features_the_key_allows(
+    ingest: httpx.AsyncClient, sendgrid: respx.MockRouter, account: FakeAccount
+) -> None:
+    sendgrid.get("/v3/scopes").respond(200, json={"scopes": [*READ_SCOPES, READ_SCOPE]})
+
+    source = await register(ingest)
+
+    [note] = source["warnings"]
+    assert note.startswith(
+        f"Event Webhook features: the API key lacks {UPDATE_SCOPE}, {CREATE_SCOPE}, "
+        f"{DELETE_SCOPE}, {TEST_SCOPE} (it allows the product to read the account's webhooks"
+    )
+    assert f"POST /sources/{source['id']}/webhook" in note
+    assert account.webhooks.webhooks == {}
+
+
+async def test_a_full_access_key_registers_without_a_webhook_note(
+    ingest: httpx.AsyncClient, sendgrid: respx.MockRouter
+) -> None:
+    sendgrid.get("/v3/scopes").respond(200, json={"scopes": ALL_SCOPES})
+
+    source = await register(ingest)
+
+    assert source["warnings"] == []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import hypothesis
@@ -165,6 +166,10 @@ def register_target(app: FastAPI) -> None:
 def ingest_app_under_fuzz(settings: Settings, sendgrid: respx.MockRouter) -> FastAPI:
     # Schemathesis runs the app's lifespan on its own event loop from the first call on, and
     # its pytest plugin shuts it down at teardown, before the database fixtures go away.
+    # The account's webhook settings API answers `POST /sources/{id}/webhook`; its test batch
+    # is never delivered here, so the wait for it is kept short.
+    FakeAccount(SENDGRID_TEST_URL).install(sendgrid)
+    settings = settings.model_copy(update={"WEBHOOK_TEST_TIMEOUT": timedelta(milliseconds=50)})
     app = create_ingest_app(settings)
     register_target(app)
     return app

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from ingest_service.app import create_app as create_ingest_app
 from shared.migrate import upgrade_control_schema
 from shared.settings import Settings, load_settings
+from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.tcp_proxy import OutageProxy
 
 SENDGRID_TEST_URL = "https://sendgrid.test"
@@ -146,6 +147,14 @@ def sendgrid() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=SENDGRID_TEST_URL, assert_all_called=False) as router:
         router.get("/v3/scopes").respond(200, json={"scopes": ALL_SCOPES})
         yield router
+
+
+@pytest.fixture
+def account(sendgrid: respx.MockRouter) -> FakeAccount:
+    """The fake SendGrid account behind `sendgrid`: an empty one that tests fill."""
+    fake = FakeAccount(SENDGRID_TEST_URL)
+    fake.install(sendgrid)
+    return fake
 
 
 @pytest.fixture

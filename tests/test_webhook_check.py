@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,7 +26,7 @@ from shared.tables import sources, webhook_findings, webhook_stats
 from shared.webhook_check import WebhookCheck
 from shared.webhook_drift import FINDINGS
 from shared.webhook_settings import EVENT_TOGGLES
-from tests.conftest import SENDGRID_TEST_URL, api_key
+from tests.conftest import api_key
 from tests.fake_sendgrid.respx_route import FakeAccount
 
 EVERY_EVENT = {name: True for name in EVENT_TOGGLES}
@@ -57,13 +56,6 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def registry(engine: AsyncEngine, settings: Settings, http: httpx.AsyncClient) -> SourceRegistry:
     return SourceRegistry(engine, settings, http)
-
-
-@pytest.fixture
-def account(sendgrid: respx.MockRouter) -> FakeAccount:
-    fake = FakeAccount(SENDGRID_TEST_URL)
-    fake.install(sendgrid)
-    return fake
 
 
 @pytest.fixture

@@ -28,13 +28,6 @@ URL = "https://ingest.example.com/webhooks/4f0c/abc"
 
 
 @pytest.fixture
-def account(sendgrid: respx.MockRouter) -> FakeAccount:
-    fake = FakeAccount(SENDGRID_TEST_URL)
-    fake.install(sendgrid)
-    return fake
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as http:
         yield http

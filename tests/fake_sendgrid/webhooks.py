@@ -26,6 +26,8 @@ from fastapi.responses import JSONResponse
 
 from tests.fake_sendgrid.payloads import JSON
 
+# Spelled out from SendGrid's documents, not imported from the product: a wrong header name or
+# event list in the product must fail the tests, not be echoed by the fake.
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 EVENT_TOGGLES = (

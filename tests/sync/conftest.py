@@ -17,9 +17,8 @@ from sync_service.client import RetryPolicy, SendGridClient
 from sync_service.contacts_export import ExportPolicy
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
-from tests.conftest import SENDGRID_TEST_URL, api_key
+from tests.conftest import api_key
 from tests.fake_sendgrid.payloads import API
-from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.sync.fakes import API_KEY, FakeTime
 
 
@@ -70,13 +69,6 @@ async def sync_deps(
             clock=fake_time.clock,
         )
     await engine.dispose()
-
-
-@pytest.fixture
-def account(sendgrid: respx.MockRouter) -> FakeAccount:
-    fake = FakeAccount(SENDGRID_TEST_URL)
-    fake.install(sendgrid)
-    return fake
 
 
 @pytest.fixture

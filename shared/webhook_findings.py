@@ -11,8 +11,10 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.db_errors import lost_write_race
 from shared.schemas import WebhookFinding
 from shared.tables import webhook_findings
 from shared.webhook_drift import FINDINGS, Finding
@@ -68,8 +70,28 @@ async def record(
     """Store one check's findings; returns every current finding and the names of the new
     ones. A stored finding not found again is deleted, unless its name is in `keep` (the
     check could not tell, e.g. SendGrid was unreachable). Findings named in `repaired` get
-    `repaired_at = now`."""
+    `repaired_at = now`.
+
+    Two checks of one source can run at once (a sync run's and `GET .../webhook/check`): if
+    the other one inserted a finding first, this one writes again and finds it stored, so the
+    finding is new (and logged) once."""
     current = {f.finding: f for f in findings}
+    try:
+        return await _record(engine, source_id, current, now, repaired, keep)
+    except DBAPIError as exc:
+        if not lost_write_race(exc):
+            raise
+        return await _record(engine, source_id, current, now, repaired, keep)
+
+
+async def _record(
+    engine: AsyncEngine,
+    source_id: str,
+    current: dict[str, Finding],
+    now: datetime,
+    repaired: Collection[str],
+    keep: Collection[str],
+) -> tuple[list[WebhookFinding], list[str]]:
     async with engine.begin() as connection:
         stored = {
             row.finding: row

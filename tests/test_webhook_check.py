@@ -4,6 +4,7 @@ webhooks set up by hand, and silence."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import webhook_findings as webhook_findings_table
 from shared import webhook_gauge
 from shared.db import create_engine
 from shared.registry import SourceRegistry
@@ -24,7 +26,7 @@ from shared.settings import Settings
 from shared.source_rows import Source
 from shared.tables import sources, webhook_findings, webhook_stats
 from shared.webhook_check import WebhookCheck
-from shared.webhook_drift import FINDINGS
+from shared.webhook_drift import FINDINGS, Finding
 from shared.webhook_settings import EVENT_TOGGLES
 from tests.conftest import api_key
 from tests.fake_sendgrid.respx_route import FakeAccount
@@ -429,3 +431,33 @@ async def test_without_the_stats_scope_silence_is_not_checked_and_says_so(
     [unchecked] = result.findings
     assert unchecked.finding == "silence_unchecked"
     assert "stats.read" in unchecked.detail
+
+
+async def test_two_checks_finding_the_same_new_drift_at_once_record_it_once(
+    registry: SourceRegistry, engine: AsyncEngine, account: FakeAccount
+) -> None:
+    """A sync run's check and `GET .../webhook/check` can race to insert one finding: the one
+    that loses writes again and finds it stored, so it is new (logged) once, and neither fails."""
+    source, _ = await registry.create(SourceCreate(name="SendGrid", api_key=api_key()))
+    moment = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    for round_ in range(5):
+        name = FINDINGS[round_]
+        results = await asyncio.gather(
+            *(
+                webhook_findings_table.record(
+                    engine, source.id, [Finding(name, "seen")], moment + timedelta(minutes=round_)
+                )
+                for _ in range(4)
+            )
+        )
+        assert sum(new == [name] for _, new in results) == 1
+        assert sum(new == [] for _, new in results) == 3
+        async with engine.connect() as connection:
+            stored = (
+                await connection.execute(
+                    sa.select(webhook_findings.c.finding).where(
+                        webhook_findings.c.source_id == source.id
+                    )
+                )
+            ).scalars()
+            assert list(stored) == [name]

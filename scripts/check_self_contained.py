@@ -22,8 +22,6 @@ CLIMBING = re.compile(r"(?<![\w.])(?:\.\./)+[\w.\-/]*")
 FILE_PARENTS = re.compile(r"Path\(__file__\)(?:\.resolve\(\))?\.parents\[(\d+)\]")
 FILE_PARENT_CHAIN = re.compile(r"Path\(__file__\)(?:\.resolve\(\))?((?:\.parent)+)\b")
 MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|home|root|Users|mnt)/[\w.\-]+")
-# The sibling folder this project's designers keep their reference material in.
-SIBLING_NAME = re.compile(r"shared/reference")
 # The check and its test name the patterns they look for.
 EXAMPLES = frozenset({"scripts/check_self_contained.py", "tests/test_self_contained.py"})
 
@@ -72,8 +70,6 @@ def findings_in(root: Path, path: Path, text: str) -> Iterator[Finding]:
                 yield Finding(relative, number, line, "Path(__file__) walks above it")
         for match in MACHINE_PATH.finditer(line):
             yield Finding(relative, number, line, f"{match.group(0)!r} is one machine's path")
-        if SIBLING_NAME.search(line):
-            yield Finding(relative, number, line, "names a folder beside the repository")
 
 
 def check(root: Path, files: Iterable[Path]) -> list[Finding]:

@@ -60,7 +60,6 @@ def test_the_repository_refers_to_nothing_outside_it() -> None:
             'OUT = "/home/someone/results"\n',
             "'/home/someone' is one machine's path",
         ),
-        ("docs/a.md", "read shared/reference/x.md\n", "names a folder beside the repository"),
     ],
 )
 def test_each_way_out_is_found(tmp_path: Path, name: str, text: str, why: str) -> None:

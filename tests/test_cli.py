@@ -133,15 +133,20 @@ def test_migrate_twice_is_idempotent(
     assert query(empty_database_url, sa.text("SELECT count(*) FROM sendgrid.activity")) == [(0,)]
 
 
+def migrated_with_a_source(cli: Invoke, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database migrated to head holding one source, before a test ages part of it."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert cli("migrate").exit_code == 0
+    assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+
+
 def test_migrate_brings_a_version_1_source_schema_to_content_hashes(
     cli: Invoke,
     empty_database_url: str,
     monkeypatch: pytest.MonkeyPatch,
     sendgrid: respx.MockRouter,
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", empty_database_url)
-    assert cli("migrate").exit_code == 0
-    assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    migrated_with_a_source(cli, empty_database_url, monkeypatch)
     objects = ("lists", "segments", "recipients", "campaigns")
     # What version 1 created: the object tables without `content_hash`.
     for table in objects:
@@ -166,9 +171,7 @@ def test_migrate_brings_a_first_release_control_schema_to_managed_webhooks(
     monkeypatch: pytest.MonkeyPatch,
     sendgrid: respx.MockRouter,
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", empty_database_url)
-    assert cli("migrate").exit_code == 0
-    assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    migrated_with_a_source(cli, empty_database_url, monkeypatch)
     # What revision 0001 of the first release created: no managed-webhook columns or findings.
     added = (
         "webhook_id",

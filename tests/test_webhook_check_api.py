@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import httpx
-import respx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
 from shared.tables import sources
 from shared.webhook_settings import EVENT_TOGGLES
-from tests.conftest import SENDGRID_TEST_URL
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.webhook_helpers import body_of, new_source, sample_events
 
@@ -40,10 +38,8 @@ async def managed(
 
 
 async def test_the_check_needs_the_admin_token(
-    ingest_app: FastAPI, ingest: httpx.AsyncClient, sendgrid: respx.MockRouter
+    ingest_app: FastAPI, ingest: httpx.AsyncClient, account: FakeAccount
 ) -> None:
-    account = FakeAccount(SENDGRID_TEST_URL)
-    account.install(sendgrid)
     source, _ = await managed(ingest_app, ingest, account, repair=False)
     path = f"/sources/{source['id']}/webhook/check"
 
@@ -59,10 +55,8 @@ async def test_the_check_needs_the_admin_token(
 
 
 async def test_the_check_answers_the_findings_and_the_source_shows_them(
-    ingest_app: FastAPI, ingest: httpx.AsyncClient, sendgrid: respx.MockRouter
+    ingest_app: FastAPI, ingest: httpx.AsyncClient, account: FakeAccount
 ) -> None:
-    account = FakeAccount(SENDGRID_TEST_URL)
-    account.install(sendgrid)
     source, hook = await managed(ingest_app, ingest, account, repair=False)
     account.webhooks.webhooks[hook].update(open=False, click=False)
 
@@ -81,10 +75,8 @@ async def test_the_check_answers_the_findings_and_the_source_shows_them(
 
 
 async def test_a_rotated_key_is_stored_and_batches_signed_with_it_verify(
-    ingest_app: FastAPI, ingest: httpx.AsyncClient, sendgrid: respx.MockRouter
+    ingest_app: FastAPI, ingest: httpx.AsyncClient, account: FakeAccount
 ) -> None:
-    account = FakeAccount(SENDGRID_TEST_URL)
-    account.install(sendgrid)
     source, hook = await managed(ingest_app, ingest, account, repair=True)
     new_key = account.webhooks.sign(hook)  # SendGrid made a new key pair
 

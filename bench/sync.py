@@ -250,7 +250,7 @@ async def _sync(settings: Settings, workdir: Path, source: str, label: str) -> S
 async def _stored(settings: Settings, schema: str) -> tuple[int, int]:
     """Live recipients, and how many of them carry the fake's edit."""
     engine = create_engine(settings.DATABASE_URL)
-    recipients = source_tables(schema).recipients
+    recipients = source_tables(schema).objects["recipients"]
     try:
         async with engine.connect() as connection:
             live = await connection.scalar(
@@ -324,7 +324,7 @@ async def _copy_limit(settings: Settings, workdir: Path, schema: str, contacts: 
     async with engine.begin() as connection:
         await warehouse.create_source_schema(connection, schema)
     await engine.dispose()
-    table = source_tables(schema).recipients
+    table = source_tables(schema).objects["recipients"]
     columns = [column.name for column in table.columns]
     path = workdir / "recipients.csv"
     rows = await _write_limit_csv(contacts, path, table)

@@ -30,10 +30,12 @@ async def test_sync_through_paging_rate_limits_and_a_two_file_export(
     assert any(sleep > 0 for sleep in fake_time.sleeps)  # the injected 429s were waited out
     tables = source_tables(source.schema_name)
     async with sync_deps.engine.connect() as connection:
-        stored = await connection.scalar(sa.select(sa.func.count()).select_from(tables.recipients))
+        stored = await connection.scalar(
+            sa.select(sa.func.count()).select_from(tables.objects["recipients"])
+        )
         orders = await connection.scalar(
-            sa.select(tables.recipients.c.custom_fields).where(
-                tables.recipients.c.email == "user16@example.com"
+            sa.select(tables.objects["recipients"].c.custom_fields).where(
+                tables.objects["recipients"].c.email == "user16@example.com"
             )
         )
     assert stored == 2345

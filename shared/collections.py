@@ -19,8 +19,9 @@ class Collection:
     scopes: tuple[str, ...]
     # What a user loses without it, in words for warnings.
     holds: str
-    # Read from the Marketing Campaigns API the account uses (new or legacy); the others are
-    # read the same way for every account.
+    # Read from the Marketing Campaigns API the account uses (new or legacy; verified senders
+    # for `senders` on an account without either); the others are read the same way for
+    # every account.
     marketing: bool = False
 
 
@@ -71,8 +72,10 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection("senders", (MARKETING_SCOPE,), "senders", marketing=True),
     Collection("stats_daily", ("stats.read",), "daily email statistics"),
-    Collection("singlesend_stats", (MARKETING_SCOPE,), "single send statistics", marketing=True),
-    Collection("automation_stats", (MARKETING_SCOPE,), "automation statistics", marketing=True),
+    # Read from the new API whatever the account's choice: Legacy Marketing Campaigns has no
+    # single sends or automations.
+    Collection("singlesend_stats", (MARKETING_SCOPE,), "single send statistics"),
+    Collection("automation_stats", (MARKETING_SCOPE,), "automation statistics"),
 )
 
 BY_NAME: dict[str, Collection] = {collection.name: collection for collection in COLLECTIONS}

@@ -6,6 +6,7 @@ it are then marked deleted, or a window of it, and where the next run starts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,6 +50,9 @@ class ReadScope:
     next_cursor: Cursor | None = None
     # What was read, when it was less than everything, for the run ledger.
     window: str | None = None
+    # Set once the reader's first requests are out (the contacts export: once the job is
+    # started), so that the run can start the other collections behind it.
+    under_way: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,16 @@ async def read_segments(client: SendGridClient, context: ReadContext) -> RowPage
 
 
 async def read_contacts(client: SendGridClient, context: ReadContext) -> RowPages:
-    field_types = await fetch_field_types(client)
+    field_types: FieldTypes = {}
+
+    async def while_pending() -> None:
+        # The job is started: the run may read the other collections while it is built.
+        context.scope.under_way.set()
+        field_types.update(await fetch_field_types(client))
+
     builder: ContactRecords | None = None
     page: list[tuple[Any, ...]] = []
-    async for batch in iterate_exported_batches(client, context.export):
+    async for batch in iterate_exported_batches(client, context.export, while_pending):
         if builder is None or builder.header != batch.header:  # once per file, if that
             builder = ContactRecords(batch.header, field_types, context.synced_at)
         page += builder.records(batch.records)

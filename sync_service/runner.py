@@ -33,7 +33,7 @@ from shared.webhook_check import WebhookCheck
 from sync_service.api_detection import choose_api
 from sync_service.client import Clock, RetryPolicy, SendGridClient, Sleep
 from sync_service.collection_plan import Planned, needs_api_choice, plan_collections
-from sync_service.collection_reader import CollectionReader, ReadContext, ReadPolicy
+from sync_service.collection_reader import CollectionReader, ReadContext, ReadPolicy, ReadScope
 from sync_service.contacts_export import ExportPolicy
 from sync_service.cursors import Cursor, load_cursor, save_cursor
 from sync_service.errors import AuthRejected, SendGridError, SendGridForbidden
@@ -154,7 +154,11 @@ async def _stored_objects(
 
 
 async def _read_context(
-    deps: SyncDependencies, source: Source, table: sa.Table, reader: CollectionReader
+    deps: SyncDependencies,
+    source: Source,
+    table: sa.Table,
+    reader: CollectionReader,
+    scope: ReadScope,
 ) -> ReadContext:
     cursor = Cursor()
     if reader.uses_cursor:
@@ -165,6 +169,7 @@ async def _read_context(
         ReadPolicy.of(deps.settings),
         cursor,
         await _stored_objects(deps, table, reader),
+        scope,
     )
 
 
@@ -175,11 +180,13 @@ async def sync_collection(
     reader: CollectionReader,
     note: str | None,
     progress: Progress,
+    scope: ReadScope | None = None,
 ) -> CollectionResult:
-    """Read one collection and write it; `AuthRejected` propagates."""
+    """Read one collection and write it; `AuthRejected` propagates. `scope` is the reader's
+    report, for a caller that watches it as the collection is read."""
     table = source_tables(source.schema_name).objects[reader.table]
     progress(reader.table, 0, False)
-    context = await _read_context(deps, source, table, reader)
+    context = await _read_context(deps, source, table, reader, scope or ReadScope())
     started = context.synced_at
     result = CollectionResult(reader.table, reader.api, "succeeded", started_at=started)
     try:
@@ -224,6 +231,15 @@ def _forbidden(exc: SendGridForbidden, reader: CollectionReader) -> str:
     return f"{exc}; {reader.table} needs the {scopes} scope"
 
 
+async def _under_way(scope: ReadScope, task: asyncio.Task[None]) -> None:
+    """Until the collection's first requests are out, or it has ended (or failed) without."""
+    waiting = asyncio.ensure_future(scope.under_way.wait())
+    try:
+        await asyncio.wait((waiting, task), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+
+
 async def _record_planned(
     deps: SyncDependencies, run_id: str, planned: Planned
 ) -> CollectionResult:
@@ -255,27 +271,30 @@ async def _sync_collections(
     for planned in plan:
         if planned.reader is None:
             results[planned.collection.name] = await _record_planned(deps, run_id, planned)
-    # The export first: its job is then pending at SendGrid while the others are read.
-    to_read = sorted(
-        (planned for planned in plan if planned.reader is not None),
-        key=lambda planned: planned.collection.name != EXPORTED,
-    )
     slots = asyncio.Semaphore(concurrency)
 
-    async def read(planned: Planned) -> None:
+    async def read(planned: Planned, scope: ReadScope) -> None:
         assert planned.reader is not None
         async with slots:
             result = await sync_collection(
-                deps, source, client, planned.reader, planned.note, progress
+                deps, source, client, planned.reader, planned.note, progress, scope
             )
             # Recorded as each one ends, so the ledger shows progress while the run goes on.
             await record_collection(deps.engine, run_id, result)
         results[result.collection] = result
 
+    to_read = [planned for planned in plan if planned.reader is not None]
     try:
         async with asyncio.TaskGroup() as group:
+            # The export first: its job is then pending at SendGrid while the others are read.
             for planned in to_read:
-                group.create_task(read(planned))
+                if planned.collection.name == EXPORTED:
+                    scope = ReadScope()
+                    export = group.create_task(read(planned, scope))
+                    await _under_way(scope, export)
+            for planned in to_read:
+                if planned.collection.name != EXPORTED:
+                    group.create_task(read(planned, ReadScope()))
     except BaseExceptionGroup as errors:
         # One cause for the run: a rejected key if that is what happened, else the first.
         rejected = errors.subgroup(AuthRejected)

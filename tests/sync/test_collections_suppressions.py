@@ -55,7 +55,11 @@ async def stored(deps: SyncDependencies, source: Source, table: str) -> dict[Any
 async def age_full_listing(deps: SyncDependencies, source: Source, by: timedelta) -> None:
     """As if the last complete read of every list had been `by` earlier."""
     async with deps.engine.begin() as connection:
-        rows = (await connection.execute(sa.select(sync_cursors))).all()
+        rows = (
+            await connection.execute(
+                sa.select(sync_cursors).where(sync_cursors.c.full_listing_at.is_not(None))
+            )
+        ).all()
         for row in rows:
             await connection.execute(
                 sync_cursors.update()

@@ -16,15 +16,18 @@ from shared.schemas import SourceUpdate
 from shared.settings import Settings
 from shared.source_rows import Source
 from sync_service.client import SendGridClient
+from sync_service.ledger import list_runs
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
 from tests.conftest import admin_client, api_key
 from tests.fake_sendgrid.contacts import Contact
 from tests.fake_sendgrid.respx_route import FakeAccount
+from tests.sync.fakes import FakeTime
 from tests.sync.test_collections_suppressions import result, stored, sync
 
 LIST_A = "ca7a3796-e8a8-4029-9ccb-df8937940562"
 LIST_B = "f2fe66a1-43f3-4e3a-87b1-c6a600d805f0"
+ALICE = Contact("47d23ab0-d895-4359-a0d1-ffc7a6fc7e70", "alice@example.com", "Alice")
 
 
 async def choose(registry: SourceRegistry, source: Source, names: list[str] | None) -> Source:
@@ -52,7 +55,7 @@ async def test_a_collection_left_out_is_skipped_and_its_rows_are_never_marked_de
     statuses = {r.collection: r.status for r in outcome.collections}
     assert set(statuses) == set(NAMES)  # every collection has its ledger row
     assert statuses["segments"] == "empty"
-    assert statuses["suppression_bounces"] == "empty"
+    assert statuses["suppression_bounces"] == "succeeded"  # an incremental read, found none
     skipped = [r for r in outcome.collections if r.status == "skipped"]
     assert {r.collection for r in skipped} == set(NAMES) - {"segments", "suppression_bounces"}
     assert all(r.message == "not selected for this source" for r in skipped)
@@ -135,35 +138,47 @@ async def test_the_export_starts_first_and_every_collection_is_read_while_it_is_
     account: FakeAccount,
     source: Source,
     sync_service: SyncService,
+    sync_deps: SyncDependencies,
     settings: Settings,
+    fake_time: FakeTime,
     in_flight: list[int],
 ) -> None:
-    account.contacts = [
-        Contact("47d23ab0-d895-4359-a0d1-ffc7a6fc7e70", "alice@example.com", "Alice")
-    ]
-    account.polls_before_ready = 10  # SendGrid takes a while to build the file
+    account.contacts = [ALICE]
+    account.polls_before_ready = 3  # SendGrid takes a while to build the file
     for n in range(30):
         account.add_suppression("bounces", f"user{n}@example.com", 1_700_000_000 + n)
     account.add_group(101, "Newsletters", ["a@example.com"])
+    # The export's polls wait here (nothing else in this run sleeps) until the test lets go.
+    fake_time.gate = asyncio.Event()
 
-    outcome = await sync(sync_service, source)
+    running = asyncio.create_task(sync(sync_service, source))
+    await asyncio.wait_for(fake_time.held.wait(), 30)
+    others = set(NAMES) - {"recipients"}
+    recorded = await asyncio.wait_for(ledger_rows(sync_deps, source, len(others)), 60)
+    fake_time.gate.set()
+    outcome = await running
 
     assert outcome.status == "succeeded", outcome
+    # Every other collection was read and recorded while the export was still pending.
+    assert recorded == others
     paths = [path for path, _ in account.queries]
     started = paths.index("/v3/marketing/contacts/exports")
-    polls = [
-        n for n, path in enumerate(paths) if path.startswith("/v3/marketing/contacts/exports/")
-    ]
-    # Nothing but the API probe and the field definitions came before the export's start ...
+    # Nothing but the API probe and the field definitions came before the export's start.
     assert set(paths[:started]) <= {
         "/v3/marketing/contacts/count",
         "/v3/contactdb/recipients/count",
         "/v3/marketing/field_definitions",
     }
-    # ... and the other collections were read while it was pending.
-    assert paths.index("/v3/suppression/bounces") < polls[-1]
-    assert paths.index("/v3/asm/groups/101/suppressions") < polls[-1]
     assert 1 < in_flight[1] <= settings.SYNC_CONCURRENCY
-    # The ledger still has every collection, each recorded as it ended.
     assert {r.collection for r in outcome.collections} == set(NAMES)
     assert result(outcome, "recipients") == ("succeeded", 1, 0)
+    assert result(outcome, "suppression_bounces") == ("succeeded", 30, 0)
+
+
+async def ledger_rows(deps: SyncDependencies, source: Source, count: int) -> set[str]:
+    """The collections the running run has recorded, once there are `count` of them."""
+    while True:
+        [run] = await list_runs(deps.engine, source.id, limit=1)
+        if len(run.collections) >= count:
+            return {collection.collection for collection in run.collections}
+        await asyncio.sleep(0.02)

@@ -1,6 +1,8 @@
-"""SendGrid's Marketing Campaigns API, answered from a `FakeAccountState` (state.py) with the
-shapes of payloads.py: the one set of request handlers, whether the app runs as a server
-(server.py), behind httpx.ASGITransport, or behind respx routes (respx_route.py).
+"""SendGrid's API, answered from a `FakeAccountState` (state.py): Marketing Campaigns here with
+the shapes of payloads.py, the other parts from their own modules (suppressions, templates,
+senders, marketing_stats, stats, webhooks); the one set of request handlers, whether the app
+runs as a server (server.py), behind httpx.ASGITransport, or behind respx routes
+(respx_route.py). Every refused query is a 400 with SendGrid's error body (params.py).
 
 Prism (the spec's mock server) cannot exercise a sync: it ignores page tokens, hands out
 off-host `next` links, never finishes an export and sends no rate-limit headers. This app

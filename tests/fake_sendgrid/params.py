@@ -92,9 +92,10 @@ def comma_list(query: Mapping[str, str], name: str, *, max_items: int | None = N
 
 def page_offset(query: Mapping[str, str], total: int) -> int:
     """Where the page a `page_token` names starts. The fake's tokens are offsets, handed out
-    only in `_metadata` links; one it never handed out is a 400 rather than a quiet first page
-    (what SendGrid answers to an unknown token is not documented)."""
+    only in `_metadata` links: a token past the end (the list shrank since) is an empty last
+    page, and one that is no offset at all is a 400 rather than a quiet first page (what
+    SendGrid answers to a token it never gave is not documented)."""
     token = query.get("page_token") or "0"
-    if not token.isdigit() or int(token) > total:
+    if not token.isdigit():
         raise BadRequest("page_token", f"invalid page_token {token!r}")
-    return int(token)
+    return min(int(token), total)

@@ -286,6 +286,7 @@ def generated_account(
     )
     for n in range(single_sends):
         state.add_single_send(str(uuid.UUID(int=30_000 + n)), f"single send {n}", [list_0])
+    state.scopes.extend(GENERATED_EXTRA_SCOPES)
     generate_collections(
         state,
         suppressions=suppressions,
@@ -297,6 +298,16 @@ def generated_account(
     )
     return state
 
+
+# The read scopes of the other collections, granted beside the default ones as a full-access key
+# has them (the group-member one is named only in the examples of SendGrid's SSO OpenAPI file).
+GENERATED_EXTRA_SCOPES = (
+    "asm.groups.read",
+    "asm.groups.suppressions.read",
+    "stats.read",
+    "templates.read",
+    "templates.versions.read",
+)
 
 # Where generated suppressions start: 2025-11-01T00:00:00Z, one every ten minutes after.
 GENERATED_SUPPRESSIONS_FROM = 1_761_955_200

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.fake_sendgrid.params import int_param
+from tests.fake_sendgrid.params import BadRequest, int_param
 from tests.fake_sendgrid.payloads import JSON, error_body
 
 if TYPE_CHECKING:
@@ -126,7 +126,10 @@ def add_suppression_routes(app: FastAPI, account: FakeAccountState) -> None:
 
     @app.get("/v3/asm/groups")
     async def groups(request: Request) -> JSONResponse:
-        wanted = {int(i) for i in request.query_params.getlist("id") if i.isdigit()}
+        ids = request.query_params.getlist("id")
+        if not all(i.isdigit() for i in ids):
+            raise BadRequest("id", f"group ids are integers, not {ids}")
+        wanted = {int(i) for i in ids}
         chosen = [
             {**group, "unsubscribes": len(account.group_members.get(group["id"], []))}
             for group in account.suppression_groups

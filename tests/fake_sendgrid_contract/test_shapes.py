@@ -100,8 +100,9 @@ async def test_the_check_fails_on_an_answer_unlike_the_file(state: FakeAccountSt
         ("tsg_templates_v3", "/v3/templates", "page_size=10&page_token=nonsense", "page_token"),
         ("tsg_mc_stats_v3", "/v3/marketing/stats/singlesends", "page_size=51", "page_size"),
         ("tsg_mc_stats_v3", "/v3/marketing/stats/automations", "page_size=51", "page_size"),
-        ("tsg_mc_stats_v3", "/v3/marketing/stats/automations", "page_token=999", "page_token"),
+        ("tsg_mc_stats_v3", "/v3/marketing/stats/automations", "page_token=-5", "page_token"),
         ("tsg_verified_senders_v3", "/v3/verified_senders", "limit=none", "limit"),
+        ("tsg_suppressions_v3", "/v3/asm/groups", "id=1&id=first", "id"),
     ],
 )
 async def test_a_refused_query_is_a_400_with_sendgrids_error_body(

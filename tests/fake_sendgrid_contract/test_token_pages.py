@@ -107,6 +107,19 @@ async def test_a_listed_version_is_lean_and_the_template_has_it_whole(
     assert [v["active"] for v in whole["versions"]] == [0, 1]
 
 
+async def test_a_token_past_a_list_that_shrank_is_an_empty_last_page(
+    state: FakeAccountState, api: httpx.AsyncClient
+) -> None:
+    add_templates(state, legacy=4, dynamic=0)
+    first = (await api.get("/v3/templates?page_size=2")).json()
+    state.templates = state.templates[:1]
+
+    last = (await api.get(first["_metadata"]["next"])).json()
+
+    assert (last["result"], last["_metadata"]["count"]) == ([], 1)
+    assert "next" not in last["_metadata"]
+
+
 def test_a_template_has_at_most_one_active_version(state: FakeAccountState) -> None:
     versions = [template_version(template_id(n), f"v{n}", active=1) for n in (1, 2)]
     with pytest.raises(ValueError, match="only one version"):

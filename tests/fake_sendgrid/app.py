@@ -146,7 +146,8 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
         if account.export_failure is not None:
             body = export_status(export_id, "failure", message=account.export_failure)
             return JSONResponse(body)
-        if export.polls <= account.polls_before_ready:
+        building = time.monotonic() - export.started < account.export_seconds
+        if export.polls <= account.polls_before_ready or building:
             return JSONResponse(export_status(export_id, "pending", api=api(request)))
         files = await export.files  # ready only once its files are made
         downloads = account.downloads_url or f"{api(request)}/downloads"

@@ -12,6 +12,7 @@ contacts are generated (contacts.py).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ class Export:
 
     files: asyncio.Task[list[bytes]]
     contact_count: int
+    started: float = field(default_factory=time.monotonic)
     polls: int = 0
 
 
@@ -83,6 +85,9 @@ class FakeAccountState:
     gzip_export: bool = True  # explicit contacts only; generated files are always gzip
     # Status polls answered "pending" before "ready" (SendGrid takes a while).
     polls_before_ready: int = 0
+    # And pending for at least this many seconds after it was started: the benchmark's stand-in
+    # for the time SendGrid takes to build a large export.
+    export_seconds: float = 0.0
     # Status "failure" with this message instead of "ready".
     export_failure: str | None = None
     # Where the files are: None is this app's own host (a server); tests use a separate

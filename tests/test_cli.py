@@ -474,6 +474,29 @@ def test_sources_update_turns_webhook_repair_on_and_off(
     assert (row_on.webhook_repair, row_off.webhook_repair) == (True, False)
 
 
+def test_sources_choose_their_collections(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    added = on_database(
+        "sources", "add", "SendGrid", "--api-key", api_key(), "--collections", "templates, lists"
+    )
+    [chosen] = query(database_url, sa.select(sources.c.collections))
+    unknown = on_database("sources", "update", "SendGrid", "--collections", "lists,bounces")
+    narrowed = on_database("sources", "update", "SendGrid", "--collections", "stats_daily")
+    everything = on_database("sources", "update", "SendGrid", "--all-collections")
+    [after] = query(database_url, sa.select(sources.c.collections))
+
+    assert added.exit_code == 0, added.output
+    assert chosen.collections == ["lists", "templates"]
+    assert unknown.exit_code == 1
+    assert "--collections: unknown collection(s) 'bounces'" in unknown.stderr
+    assert "suppression_bounces" in unknown.stderr  # the valid names are listed
+    assert "collections  stats_daily\n" in narrowed.output
+    assert everything.exit_code == 0, everything.output
+    assert after.collections is None
+    assert f"collections  {', '.join(NAMES)}" in everything.output
+
+
 def test_sources_remove_unknown(on_database: Invoke) -> None:
     result = on_database("sources", "remove", "Nope", "--yes")
     assert result.exit_code == 1

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from ingest_service import sources_api, webhook, webhook_check_api
+from ingest_service import completeness_api, sources_api, webhook, webhook_check_api
 from ingest_service.parsers import ParserPool
 from ingest_service.writer import EventWriter
 from shared.db import create_engine
@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     admin = APIRouter()
     admin.include_router(sources_api.router)
     admin.include_router(webhook_check_api.router)
+    admin.include_router(completeness_api.router)
     app = create_service_app(
         service="ingest",
         summary="SendGrid Event Webhook receiver and source registry",

@@ -101,6 +101,7 @@ class SourceRegistry:
                 int(request.sync_interval.total_seconds()) if request.sync_interval else None
             ),
             "collections": request.collections,
+            "stats_timezone": request.stats_timezone,
             "schema_version": SOURCE_SCHEMA_VERSION,
             "created_at": now,
             "updated_at": now,
@@ -153,6 +154,8 @@ class SourceRegistry:
             changes["webhook_repair"] = request.webhook_repair
         if "collections" in fields:
             changes["collections"] = request.collections
+        if request.stats_timezone is not None:
+            changes["stats_timezone"] = request.stats_timezone
         if "sync_interval" in fields:
             changes["sync_interval_seconds"] = (
                 int(request.sync_interval.total_seconds()) if request.sync_interval else None

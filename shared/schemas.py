@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.collections import NAMES, check_names
 from shared.settings import Duration, Region
 from shared.signature import InvalidVerificationKey, load_verification_key
+from shared.stats_days import DEFAULT_TIMEZONE, check_timezone
 from shared.webhook_management import WebhookManagement
 
 
@@ -44,6 +45,16 @@ _COLLECTIONS_HELP = (
     "recorded as skipped in each run, and their tables and rows stay as they are."
 )
 
+_TIMEZONE_HELP = (
+    "The IANA time zone of the SendGrid account's settings (e.g. America/New_York), in which "
+    "SendGrid counts its daily statistics; the daily reconciliation cuts days in it."
+)
+
+
+def _check_timezone(value: str | None) -> str | None:
+    return None if value is None else check_timezone(value)
+
+
 MIN_SYNC_INTERVAL = timedelta(minutes=1)
 MAX_SYNC_INTERVAL = timedelta(days=365)
 
@@ -65,6 +76,9 @@ class SourceCreate(BaseModel):
     region: Region = "global"
     sync_interval: Duration | None = Field(None, description="e.g. 3h; default SYNC_INTERVAL")
     collections: list[str] | None = Field(None, description=_COLLECTIONS_HELP)
+    stats_timezone: str = Field(
+        DEFAULT_TIMEZONE, max_length=64, description=_TIMEZONE_HELP, examples=["Europe/Paris"]
+    )
     configure_webhook: bool = Field(
         False,
         description="Configure the account's Event Webhook with the source's API key: adopt "
@@ -81,6 +95,7 @@ class SourceCreate(BaseModel):
     _verification_key = field_validator("webhook_verification_key")(_check_verification_key)
     _sync_interval = field_validator("sync_interval")(_check_sync_interval)
     _collections = field_validator("collections")(_check_collections)
+    _stats_timezone = field_validator("stats_timezone")(_check_timezone)
 
 
 class SourceUpdate(BaseModel):
@@ -99,6 +114,7 @@ class SourceUpdate(BaseModel):
     collections: list[str] | None = Field(
         None, description=_COLLECTIONS_HELP + " null: all of them again."
     )
+    stats_timezone: str | None = Field(None, max_length=64, description=_TIMEZONE_HELP)
 
     _api_key = field_validator("api_key")(
         lambda value: None if value is None else _clean_api_key(value)
@@ -106,6 +122,7 @@ class SourceUpdate(BaseModel):
     _verification_key = field_validator("webhook_verification_key")(_check_verification_key)
     _sync_interval = field_validator("sync_interval")(_check_sync_interval)
     _collections = field_validator("collections")(_check_collections)
+    _stats_timezone = field_validator("stats_timezone")(_check_timezone)
 
 
 class WebhookFinding(BaseModel):
@@ -149,6 +166,7 @@ class SourcePublic(BaseModel):
     scopes: list[str]
     sync_interval_seconds: int
     collections: list[str] = Field(description="the collections this source syncs")
+    stats_timezone: str = Field(description="the time zone SendGrid's daily stats are cut in")
     created_at: datetime
     updated_at: datetime
     warnings: list[str] = Field(default_factory=list)
@@ -168,6 +186,50 @@ class WebhookConfigure(BaseModel):
     adopt_webhook_id: str | None = Field(
         None, max_length=64, description="Take over this existing webhook (repointed here)."
     )
+
+
+class CompletenessMetric(BaseModel):
+    """One metric of one day: SendGrid's count against the stored events'."""
+
+    metric: str = Field(examples=["delivered"])
+    sendgrid_count: int
+    stored_count: int
+    missing: int = Field(description="sendgrid_count - stored_count (negative: more stored)")
+    ratio: float | None = Field(
+        description="stored_count / sendgrid_count; null when SendGrid counted none but "
+        "events are stored"
+    )
+    trend_only: bool = Field(
+        description="compared as a trend, never alarmed on (deferred, unique_opens, "
+        "unique_clicks: see the README)"
+    )
+
+
+class CompletenessDay(BaseModel):
+    day: date = Field(description="a day in the source's stats_timezone")
+    status: Literal["complete", "missing", "more_stored"]
+    verdict: str = Field(
+        examples=[
+            "complete",
+            "12 events missing in delivered",
+            "more stored than SendGrid counts (opens +3)",
+        ]
+    )
+    checked_at: datetime
+    metrics: list[CompletenessMetric]
+
+
+class CompletenessReport(BaseModel):
+    """`GET /sources/{id}/completeness`: the last days reconciled, newest first."""
+
+    source_id: str
+    stats_timezone: str
+    checked_at: datetime | None = Field(description="when the last reconciliation ran")
+    error: str | None = Field(
+        description="why the last reconciliation could not compare (e.g. the key lacks "
+        "stats.read); the days shown are from earlier ones"
+    )
+    days: list[CompletenessDay]
 
 
 class SourceRemoved(BaseModel):

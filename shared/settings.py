@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     # Watching the webhook: a source whose webhook delivered nothing for this long while
     # SendGrid's stats show mail processed is flagged `silent` (shared/webhook_silence.py).
     WEBHOOK_SILENCE_ALERT: Duration = timedelta(hours=6)
+    # Daily reconciliation (shared/reconciliation.py): a day is compared with SendGrid's
+    # statistics once it ended this long ago (SendGrid retries an event for 24 h), over the
+    # last RECONCILE_DAYS days (SendGrid keeps 30 days of event history).
+    RECONCILE_SETTLE: Duration = timedelta(hours=48)
+    RECONCILE_DAYS: int = Field(30, ge=1, le=366)
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -138,6 +143,13 @@ class Settings(BaseSettings):
     def _positive_alert(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be longer than 0")
+        return value
+
+    @field_validator("RECONCILE_SETTLE")
+    @classmethod
+    def _sane_settle(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value <= timedelta(days=30):
+            raise ValueError("must be between 0 and 30d")
         return value
 
     @field_validator("SUPPRESSION_FULL_SCAN_INTERVAL")

@@ -29,6 +29,7 @@ def source_public(
         scopes=source.scopes,
         sync_interval_seconds=source.sync_interval(settings.SYNC_INTERVAL),
         collections=[collection.name for collection in selected(source.collections)],
+        stats_timezone=source.stats_timezone,
         created_at=source.created_at,
         updated_at=source.updated_at,
         warnings=warnings or [],

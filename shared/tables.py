@@ -39,8 +39,8 @@ CONTROL_SCHEMA = "sendgrid_source"
 
 # Bump when the source-schema layout changes; `shared.warehouse` upgrades older schemas.
 # 2: object tables have `content_hash`; 3: the collections of suppressions, templates,
-# senders and statistics.
-SOURCE_SCHEMA_VERSION = 3
+# senders and statistics; 4: event tables indexed on `timestamp`, and `completeness`.
+SOURCE_SCHEMA_VERSION = 4
 
 
 control_metadata = sa.MetaData()
@@ -69,6 +69,11 @@ sources = sa.Table(
     sa.Column("sync_interval_seconds", sa.Integer),
     # The collections (shared.collections) this source syncs; NULL: all of them (0003).
     sa.Column("collections", JSONType),
+    # The IANA time zone SendGrid's daily statistics are counted in (the account's, which no
+    # API reveals), and the last reconciliation of the stored events against them (0004).
+    sa.Column("stats_timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("completeness_checked_at", UTCDateTime),
+    sa.Column("completeness_error", sa.Text),
     sa.Column("schema_version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -209,6 +214,8 @@ class SourceTables:
         for table_name, layout in EVENT_LAYOUTS.items():
             table = sa.Table(table_name, self.metadata, *_event_columns(layout))
             sa.Index(f"ix_{table_name}_received_at", table.c.received_at)
+            # Days are counted by ranges of event time (shared.completeness_metrics).
+            sa.Index(f"ix_{table_name}_timestamp", table.c.timestamp)
             self.events[table_name] = table
         self.rejected = sa.Table(
             "rejected",
@@ -221,6 +228,21 @@ class SourceTables:
             sa.Column("payload", sa.LargeBinary, nullable=False),
         )
         self.objects = object_tables(self.metadata)
+        # Each day's stored events against SendGrid's statistics, one row per metric
+        # (shared.reconciliation); `missing` is SendGrid's count less the stored one
+        # (negative: more stored), `ratio` stored / SendGrid's (NULL when SendGrid counted 0
+        # and events are stored).
+        self.completeness = sa.Table(
+            "completeness",
+            self.metadata,
+            sa.Column("day", sa.Date, primary_key=True),
+            sa.Column("metric", sa.String(32), primary_key=True),
+            sa.Column("sendgrid_count", sa.BigInteger, nullable=False),
+            sa.Column("stored_count", sa.BigInteger, nullable=False),
+            sa.Column("missing", sa.BigInteger, nullable=False),
+            sa.Column("ratio", sa.Float),
+            sa.Column("checked_at", UTCDateTime, nullable=False),
+        )
 
     def activity_select(self) -> sa.CompoundSelect[Any]:
         """Every event table with the union of all event columns (NULL where a table lacks one)."""

@@ -42,13 +42,21 @@ async def upgrade_source_schema(connection: AsyncConnection, schema: str, versio
     missing tables and rebuilding the view are safe to repeat, so every upgrade ends with them.
     """
     schema = validate_schema_name(schema)
+    tables = source_tables(schema)
     if version < 2:  # object tables gain `content_hash` (NULL: rewritten by the next sync)
-        for table in source_tables(schema).objects.values():
+        for table in tables.objects.values():
             if not await _has_column(connection, table, "content_hash"):
                 await connection.execute(
                     sa.text(f"ALTER TABLE {schema}.{table.name} ADD COLUMN content_hash BIGINT")
                 )
     await create_source_schema(connection, schema)
+    if version < 4:
+        # Event tables gain the index on `timestamp` that days are counted by. create_all
+        # makes only missing tables (with their indexes), so an existing table gets it here;
+        # building it reads the whole table once.
+        for table in tables.events.values():
+            for index in table.indexes:
+                await connection.run_sync(index.create, checkfirst=True)
     return SOURCE_SCHEMA_VERSION
 
 

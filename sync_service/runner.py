@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import utcnow
 from shared.collections import BY_NAME
+from shared.reconciliation import Reconciliation
 from shared.settings import Settings
 from shared.source_rows import Source, SourceRows
 from shared.source_secrets import SourceSecrets
@@ -68,13 +69,16 @@ class SyncDependencies:
     # Reading a source and decrypting its key need the database and SECRET_KEY only.
     sources: SourceRows = field(init=False)
     secrets: SourceSecrets = field(init=False, repr=False)
-    # The webhook check run after every run's collections (tests replace its clock).
+    # The webhook check and the reconciliation against SendGrid's daily statistics, run after
+    # every run's collections (tests replace their clocks).
     webhook_check: WebhookCheck = field(init=False, repr=False)
+    reconciliation: Reconciliation = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.sources = SourceRows(self.engine)
         self.secrets = SourceSecrets(self.settings.secret_key)
         self.webhook_check = WebhookCheck(self.engine, self.settings, self.http, self.secrets)
+        self.reconciliation = Reconciliation(self.engine, self.settings, self.http, self.secrets)
 
 
 @dataclass
@@ -313,6 +317,17 @@ async def check_webhook(deps: SyncDependencies, source: Source) -> None:
         log.exception("webhook check failed", extra={"fields": {"source": source.name}})
 
 
+async def check_completeness(deps: SyncDependencies, source: Source) -> None:
+    """The reconciliation after a run's collections. It records its own SendGrid errors on
+    the source; anything else is logged here, and never fails the run."""
+    try:
+        await deps.reconciliation.reconcile(await deps.sources.get(source.id))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("completeness check failed", extra={"fields": {"source": source.name}})
+
+
 async def execute_run(
     deps: SyncDependencies, source: Source, claim: RunClaim, progress: Progress | None = None
 ) -> RunOutcome:
@@ -325,6 +340,7 @@ async def execute_run(
         results = await _sync_collections(deps, source, claim.run_id, progress or _no_progress)
         status = overall_status(results)
         await check_webhook(deps, source)
+        await check_completeness(deps, source)
     except AuthRejected as exc:
         error = str(exc)
     except SendGridError as exc:

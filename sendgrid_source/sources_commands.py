@@ -46,10 +46,15 @@ _OPTION_NAMES = {
     "sync_interval": "--interval",
     "adopt_webhook_id": "--adopt",
     "collections": "--collections",
+    "stats_timezone": "--stats-timezone",
 }
 
 _COLLECTIONS_OPTION = (
     "The collections to sync, comma-separated (default: all): " + ", ".join(NAMES) + "."
+)
+_TIMEZONE_OPTION = (
+    "The time zone of the SendGrid account's settings (IANA name, e.g. America/New_York), "
+    "in which SendGrid counts its daily statistics."
 )
 
 
@@ -96,6 +101,7 @@ def sources_add(
         str | None, typer.Option(help="Time between syncs, e.g. 3h; default SYNC_INTERVAL.")
     ] = None,
     collections: Annotated[str | None, typer.Option(help=_COLLECTIONS_OPTION)] = None,
+    stats_timezone: Annotated[str, typer.Option(help=_TIMEZONE_OPTION)] = "UTC",
     configure_webhook: Annotated[
         bool,
         typer.Option(
@@ -116,6 +122,7 @@ def sources_add(
             "region": region.value,
             "sync_interval": interval,
             "collections": _collection_list(collections),
+            "stats_timezone": stats_timezone,
             "configure_webhook": configure_webhook,
         },
     )
@@ -215,6 +222,7 @@ def sources_update(
     all_collections: Annotated[
         bool, typer.Option("--all-collections", help="Sync every collection again.")
     ] = False,
+    stats_timezone: Annotated[str | None, typer.Option(help=_TIMEZONE_OPTION)] = None,
     webhook_repair: Annotated[
         bool | None,
         typer.Option(
@@ -246,6 +254,7 @@ def sources_update(
             "sync_interval": interval,
             "webhook_repair": webhook_repair,
             "collections": _collection_list(collections),
+            "stats_timezone": stats_timezone,
         }.items()
         if value is not None
     }

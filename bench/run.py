@@ -1,6 +1,7 @@
 """`scripts/bench`: run the benchmarks, print a table, write bench/results.md.
 
-python -m bench.run --postgres-url postgresql+asyncpg://… [--quick] [--only ingest|sync|soak]
+python -m bench.run --postgres-url postgresql+asyncpg://… [--quick]
+    [--only ingest|sync|soak|completeness]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import ingest, soak, sync
+from bench import completeness, ingest, soak, sync
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 
@@ -39,9 +40,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--postgres-url", required=True)
     parser.add_argument("--quick", action="store_true", help="about three minutes in all")
-    parser.add_argument("--only", choices=["ingest", "sync", "soak"], action="append")
+    parser.add_argument(
+        "--only", choices=["ingest", "sync", "soak", "completeness"], action="append"
+    )
     args = parser.parse_args()
-    only = set(args.only or ["ingest", "sync", "soak"])
+    only = set(args.only or ["ingest", "sync", "soak", "completeness"])
     quick = args.quick
     console = Console()
     sections: list[tuple[str, Rows]] = []
@@ -87,6 +90,15 @@ async def main() -> None:
                 contacts=5_000 if quick else 50_000,
             )
             sections.append(("Soak, PostgreSQL", soak.summary(soak_figures)))
+    if "completeness" in only:
+        events = 1_000_000 if quick else 10_000_000
+        with tempfile.TemporaryDirectory() as workdir:
+            url = await database("postgres", "bench_completeness", workdir)
+            console.print(
+                f"[bold]Completeness, PostgreSQL[/]: 30 days over {events:,} stored events …"
+            )
+            figures = await completeness.run(url, Path(workdir), events=events)
+            sections.append(("Completeness, PostgreSQL", completeness.summary(figures)))
     _report(console, sections, quick)
 
 

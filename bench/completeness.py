@@ -11,6 +11,10 @@ figures counted independently from the tables (one grouped scan) with 5 deliveri
 one day: the benchmark checks the reconciliation finds exactly those, and every other day
 complete.
 
+What the index costs the write path is measured too: the raw COPY of the same realistic
+events (bench/events.py, as the parser makes their records) into the event tables with and
+without the `timestamp` indexes, alternately, in the same run.
+
     python -m bench.completeness --database-url postgresql+asyncpg://… --events 1000000
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,7 +34,9 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.ingest import ADMIN_TOKEN, SECRET_KEY
+from bench.events import make_batches
+from bench.ingest import ADMIN_TOKEN, SECRET_KEY, _copy_limit, _unique_records
+from shared import warehouse
 from shared.completeness_metrics import METRICS
 from shared.db import create_engine
 from shared.migrate import upgrade_control_schema
@@ -78,6 +85,8 @@ OWN_COLUMNS: dict[str, dict[str, str]] = {
 # The day SendGrid counts 5 more deliveries than are stored.
 SHORT_DAY = FIRST_DAY + timedelta(days=11)
 SHORT_BY = 5
+# Batches of 1,000 realistic events for the COPY with and without the indexes.
+COPY_BATCHES = 200
 
 
 @dataclass
@@ -88,6 +97,9 @@ class CompletenessFigures:
     reconcile_seconds: float  # 30 days, every metric, written to `completeness`
     unindexed_seconds: float  # the same without the `timestamp` indexes
     verdicts_right: bool
+    copy_rows: int  # events in each COPY below
+    copy_indexed: float  # rows/s into the event tables as they are
+    copy_unindexed: float  # rows/s into the same tables without the `timestamp` indexes
 
 
 def _fill_sql(schema: str, table: str, rows: int) -> str:
@@ -206,6 +218,29 @@ async def _timestamp_indexes(engine: AsyncEngine, schema: str, *, present: bool)
                 await connection.exec_driver_sql(f"DROP INDEX {schema}.ix_{name}_timestamp")
 
 
+async def _copy_rates(settings: Settings, batches: int) -> tuple[int, float, float]:
+    """Median rows/s of the raw COPY of the same records with and without the indexes."""
+    records = _unique_records(make_batches(batches, 1000, seed=11)[0])
+    engine = create_engine(settings.DATABASE_URL)
+    try:
+        async with engine.begin() as connection:
+            await warehouse.create_source_schema(connection, "bench_copy_indexed")
+            await warehouse.create_source_schema(connection, "bench_copy_unindexed")
+            for name in EVENTS:
+                await connection.exec_driver_sql(
+                    f"DROP INDEX bench_copy_unindexed.ix_{name}_timestamp"
+                )
+    finally:
+        await engine.dispose()
+    indexed: list[float] = []
+    unindexed: list[float] = []
+    for _ in range(2):  # alternately, so both see the same machine
+        indexed += await _copy_limit(settings, "bench_copy_indexed", records)
+        unindexed += await _copy_limit(settings, "bench_copy_unindexed", records)
+    rows = sum(len(table_records) for table_records in records.values())
+    return rows, statistics.median(indexed), statistics.median(unindexed)
+
+
 async def run(database_url: str, workdir: Path, *, events: int) -> CompletenessFigures:
     await asyncio.to_thread(upgrade_control_schema, database_url)
     settings: Settings = load_settings(
@@ -249,6 +284,7 @@ async def run(database_url: str, workdir: Path, *, events: int) -> CompletenessF
             await _timestamp_indexes(engine, schema, present=True)
     finally:
         await engine.dispose()
+    copy_rows, copy_indexed, copy_unindexed = await _copy_rates(settings, COPY_BATCHES)
     return CompletenessFigures(
         events,
         load_seconds,
@@ -256,6 +292,9 @@ async def run(database_url: str, workdir: Path, *, events: int) -> CompletenessF
         reconcile_seconds,
         unindexed_seconds,
         right and right_unindexed,
+        copy_rows,
+        copy_indexed,
+        copy_unindexed,
     )
 
 
@@ -279,6 +318,16 @@ def summary(figures: CompletenessFigures) -> list[tuple[str, str, str]]:
             "verdicts (1 day short by 5 deliveries, 29 complete)",
             "right" if f.verdicts_right else "WRONG",
             "found exactly",
+        ),
+        (
+            f"raw COPY of {f.copy_rows:,} events, without the timestamp indexes, rows/s",
+            f"{f.copy_unindexed:,.0f}",
+            "1.00x",
+        ),
+        (
+            "the same COPY with them (what the index costs the write path)",
+            f"{f.copy_indexed:,.0f}",
+            f"{f.copy_indexed / f.copy_unindexed:.2f}x",
         ),
     ]
 

@@ -97,8 +97,8 @@ async def main() -> None:
             console.print(
                 f"[bold]Completeness, PostgreSQL[/]: 30 days over {events:,} stored events …"
             )
-            figures = await completeness.run(url, Path(workdir), events=events)
-            sections.append(("Completeness, PostgreSQL", completeness.summary(figures)))
+            found = await completeness.run(url, Path(workdir), events=events)
+            sections.append(("Completeness, PostgreSQL", completeness.summary(found)))
     _report(console, sections, quick)
 
 

@@ -133,7 +133,7 @@ def _fill_sql(schema: str, table: str, rows: int) -> str:
         f"INSERT INTO {schema}.{table} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} FROM generate_series(0, {rows - 1}) AS g, LATERAL ("
         f"SELECT '{event}-' || g || '-' || md5(g::text) AS id, "
-        "'user' || (g * 7919 % 1000000) || '@example.com' AS email, "
+        "'user' || (g::bigint * 7919 % 1000000) || '@example.com' AS email, "
         "substr(md5(g::text), 1, 22) || '.recvd-' || (g % 97) AS msg, "
         f"to_timestamp({start} + (g::float8 * {DAYS * 86400}) / {rows}) AS at, "
         f"({start} + (g::bigint * {DAYS * 86400}) / {rows})::bigint AS epoch) AS x"

@@ -6,7 +6,8 @@ control schema: `sendgrid_source` on PostgreSQL (via the engine's schema transla
 main database file on SQLite. Each source's tables live in the source's own schema (an
 attached database file on SQLite). Event tables have the columns of their layout in
 `shared.event_records`, typed from the event models in `shared.events`; object tables, one
-per sync collection, are in `shared.object_tables`.
+per sync collection, are in `shared.object_tables`; `completeness` holds the daily
+reconciliation against SendGrid's statistics (`shared.reconciliation`).
 
 A reader of the schema starts here: `SourceTables` holds every table of a source's schema,
 and the column types (`UTCDateTime`, `JSONType`, `shared.column_types`) are the same

@@ -30,7 +30,7 @@ from shared.source_public import source_public
 from shared.source_rows import Source, SourceRows
 from shared.source_secrets import SourceSecrets
 from shared.sqlite_files import remove_schema_files
-from shared.tables import SOURCE_SCHEMA_VERSION, sources, webhook_stats
+from shared.tables import SOURCE_SCHEMA_VERSION, source_tables, sources, webhook_stats
 from shared.webhook_arrivals import TestArrivals
 from shared.webhook_permissions import WebhookPermissions
 from shared.webhook_removal import remove_webhook as remove_webhook_of
@@ -154,13 +154,17 @@ class SourceRegistry:
             changes["webhook_repair"] = request.webhook_repair
         if "collections" in fields:
             changes["collections"] = request.collections
-        if request.stats_timezone is not None:
-            changes["stats_timezone"] = request.stats_timezone
+        new_zone = request.stats_timezone not in (None, source.stats_timezone)
+        if new_zone:
+            # The days reconciled so far were cut in the former zone: forgotten, and due again.
+            changes |= {"stats_timezone": request.stats_timezone, "completeness_checked_at": None}
         if "sync_interval" in fields:
             changes["sync_interval_seconds"] = (
                 int(request.sync_interval.total_seconds()) if request.sync_interval else None
             )
         async with self.engine.begin() as connection:
+            if new_zone:
+                await connection.execute(source_tables(source.schema_name).completeness.delete())
             if request.name is not None and request.name.strip() != source.name:
                 changes |= await self._rename(connection, source, request.name.strip())
             if changes:

@@ -227,6 +227,9 @@ async def test_days_are_cut_in_the_source_time_zone(
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["stats_timezone"] == "America/New_York"
+    # The days cut in UTC are forgotten, and the source is due for a reconciliation.
+    forgotten = await report(ingest, created, days=5)
+    assert (forgotten["days"], forgotten["checked_at"]) == ([], None)
     await reconcile(ingest_app, created, now)
     answer = await report(ingest, created, days=5)
     assert answer["stats_timezone"] == "America/New_York"

@@ -8,7 +8,9 @@ counted by the mapping of shared.completeness_metrics, one statement a day, and 
 figure is written to the source's `completeness` table (shared.completeness_table). A
 SendGrid error never escapes: the key lacking `stats.read` (403) or SendGrid unreachable is
 recorded on the source as `completeness_error`, the days already stored stay as they were,
-and the reconciliation after it tries again.
+and the reconciliation after it tries again. A source with no webhook to watch (neither
+managed nor with a verification key) that has received no event is not reconciled either,
+as the webhook check does not look for its silence: that is said the same way.
 
 The sync service runs it after every sync run and daily (sync_service.scheduling); the
 ingest service on demand (`POST /sources/{id}/completeness`); the CLI with `--check`.
@@ -72,6 +74,13 @@ class Reconciliation:
         tables = source_tables(source.schema_name)
         async with self.engine.connect() as connection:
             earliest = await collecting_since(connection, tables)
+        if earliest is None and not (source.webhook_managed or source.webhook_verification_key):
+            # As for silence: nothing says events are meant to arrive, so nothing is missing.
+            outcome.error = (
+                "not reconciled: the source has received no event and has no webhook set up to "
+                "watch; point SendGrid's Event Webhook at its webhook_url (or configure it)"
+            )
+            return await self._finish(source, outcome)
         days = settled_days(
             outcome.checked_at,
             zone,

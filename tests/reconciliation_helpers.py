@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from shared.reconciliation import Reconciliation
 from shared.registry import SourceRegistry
 from shared.tables import sources
-from tests.webhook_helpers import body_of
+from tests.webhook_helpers import Signer, body_of
 
 # The event each metric of SendGrid's daily statistics counts (more-apis.md §3.4).
 METRIC_EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -103,8 +103,15 @@ def unique(counts: dict[str, int]) -> dict[str, int]:
     }
 
 
-async def post_events(ingest: httpx.AsyncClient, path: str, events: list[dict[str, Any]]) -> None:
-    response = await ingest.post(path, content=body_of(events))
+async def post_events(
+    ingest: httpx.AsyncClient,
+    path: str,
+    events: list[dict[str, Any]],
+    signer: Signer | None = None,
+) -> None:
+    body = body_of(events)
+    headers = signer.headers(body) if signer is not None else {}
+    response = await ingest.post(path, content=body, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["rejected"] == 0
 

@@ -654,8 +654,9 @@ def test_completeness_of_a_new_source_or_of_an_unknown_one(
     result = on_database("completeness", "SendGrid", "--check")
     unknown = on_database("completeness", "Nobody")
 
-    # Registered just now: no day has settled, so SendGrid was not even asked.
-    assert result.exit_code == 0, result.output
+    # No webhook to watch and no event: nothing says events are meant to arrive.
+    assert result.exit_code == 1, result.output
+    assert "warning: not reconciled: the source has received no event" in result.output
     assert "no day reconciled yet" in result.output
     assert account.stats_queries == []
     assert unknown.exit_code == 1
@@ -665,7 +666,11 @@ def test_completeness_of_a_new_source_or_of_an_unknown_one(
 def test_completeness_reports_a_refused_stats_read(
     on_database: Invoke, database_url: str, account: FakeAccount
 ) -> None:
-    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    key = Signer().verification_key
+    added = on_database(
+        "sources", "add", "SendGrid", "--api-key", api_key(), "--verification-key", key
+    )
+    assert added.exit_code == 0, added.output
     query(database_url, sources.update().values(created_at=datetime.now(UTC) - timedelta(days=5)))
     account.forbidden.add("/v3/stats")
 

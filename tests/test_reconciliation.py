@@ -31,7 +31,7 @@ from tests.reconciliation_helpers import (
     reconciliation,
     unique,
 )
-from tests.webhook_helpers import new_source
+from tests.webhook_helpers import Signer, new_source
 
 DAY = date(2026, 3, 1)
 DAY_START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -239,7 +239,8 @@ async def test_days_are_cut_in_the_source_time_zone(
 async def test_only_settled_days_since_the_source_was_collecting_are_reconciled(
     ingest: httpx.AsyncClient, ingest_app: FastAPI, account: FakeAccount
 ) -> None:
-    created = await new_source(ingest)
+    signer = Signer()
+    created = await new_source(ingest, signer=signer)  # a webhook to watch
     # Registered on 03-01 at 10:00: that day is not wholly covered.
     await collecting_since(ingest_app, created["id"], datetime(2026, 3, 1, 10, tzinfo=UTC))
     now = datetime(2026, 3, 5, 12, tzinfo=UTC)
@@ -254,6 +255,7 @@ async def test_only_settled_days_since_the_source_was_collecting_are_reconciled(
         ingest,
         created["path"],
         [event("processed", "old", datetime(2026, 2, 25, 23, tzinfo=UTC), "o@example.com")],
+        signer,
     )
     outcome = await reconcile(ingest_app, created, now)
     days = list(outcome.days)
@@ -269,7 +271,8 @@ async def test_only_settled_days_since_the_source_was_collecting_are_reconciled(
 async def test_a_source_with_no_settled_day_yet_is_not_asked_about(
     ingest: httpx.AsyncClient, ingest_app: FastAPI, account: FakeAccount
 ) -> None:
-    created = await new_source(ingest)  # registered now: no day of it has ended
+    # Registered now, with a webhook to watch: no day of it has ended.
+    created = await new_source(ingest, signer=Signer())
 
     registry: SourceRegistry = ingest_app.state.registry
     outcome = await reconciliation(ingest_app, Clock(datetime.now(UTC))).reconcile(
@@ -341,3 +344,27 @@ async def test_post_reconciles_now_and_answers_the_days(
         ("2026-02-28", "complete"),
     ]
     assert datetime.fromisoformat(answer["checked_at"]) == NOW
+
+
+async def test_a_source_without_a_webhook_or_events_is_said_not_to_be_reconciled(
+    ingest: httpx.AsyncClient, ingest_app: FastAPI, account: FakeAccount
+) -> None:
+    created = await new_source(ingest)  # no verification key, not managed, no event
+    await collecting_since(ingest_app, created["id"], START)
+    account.daily_stats[DAY.isoformat()] = {"delivered": 40}
+
+    outcome = await reconcile(ingest_app, created)
+
+    assert outcome.days == {}
+    assert outcome.error is not None
+    assert "has received no event and has no webhook set up to watch" in outcome.error
+    assert account.queries_to("/v3/stats") == []
+    assert (await report(ingest, created))["error"] == outcome.error
+
+    # Its first event is what it takes (a webhook set up by hand, unsigned).
+    await post_events(
+        ingest, created["path"], [event("delivered", "first", DAY_START, "f@example.com")]
+    )
+    outcome = await reconcile(ingest_app, created)
+    assert outcome.error is None
+    assert outcome.days[DAY] == ("missing", "39 events missing in delivered")

@@ -24,7 +24,7 @@ from sync_service.service import SyncService
 from tests.conftest import api_key
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.reconciliation_helpers import DAY_COUNTS, START, Clock, day_traffic, unique
-from tests.webhook_helpers import body_of
+from tests.webhook_helpers import Signer, body_of
 
 DAY = date(2026, 3, 1)
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
@@ -95,7 +95,10 @@ async def test_a_key_without_stats_read_is_recorded_and_the_run_goes_on(
     sync_deps: SyncDependencies,
     clock: Clock,
 ) -> None:
-    await set_columns(sync_deps, source.id, created_at=START)
+    # A source whose webhook was configured by hand, signed: one to watch.
+    await set_columns(
+        sync_deps, source.id, created_at=START, webhook_verification_key=Signer().verification_key
+    )
     account.forbidden.add("/v3/stats")
 
     outcome = await sync_service.run(source.id, "manual")

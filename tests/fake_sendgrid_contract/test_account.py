@@ -36,6 +36,8 @@ NEW_PATHS = [
     ("tsg_verified_senders_v3", "/v3/verified_senders", "/v3/verified_senders"),
     ("tsg_mc_stats_v3", "/v3/marketing/stats/singlesends", "/v3/marketing/stats/singlesends"),
     ("tsg_mc_stats_v3", "/v3/marketing/stats/automations", "/v3/marketing/stats/automations"),
+    # What the daily reconciliation reads (a key without stats.read: 403).
+    ("tsg_stats_v3", "/v3/stats", "/v3/stats?start_date=2026-01-01&aggregated_by=day"),
 ]
 
 

@@ -103,6 +103,8 @@ async def test_the_check_fails_on_an_answer_unlike_the_file(state: FakeAccountSt
         ("tsg_mc_stats_v3", "/v3/marketing/stats/automations", "page_token=-5", "page_token"),
         ("tsg_verified_senders_v3", "/v3/verified_senders", "limit=none", "limit"),
         ("tsg_suppressions_v3", "/v3/asm/groups", "id=1&id=first", "id"),
+        ("tsg_stats_v3", "/v3/stats", "aggregated_by=day", "start_date"),
+        ("tsg_stats_v3", "/v3/stats", "start_date=2026-13-01", "start_date"),
     ],
 )
 async def test_a_refused_query_is_a_400_with_sendgrids_error_body(

@@ -113,7 +113,7 @@ def test_iana_names_are_accepted(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "Mars/Olympus_Mons", "america/new_york", "../../etc/passwd", "/etc/localtime",
+    ["", "Mars/Olympus_Mons", "america/new_york", "Europe/../UTC", "/etc/localtime",
      "+05:00", "Europe/Paris\x00"],
 )  # fmt: skip
 def test_anything_else_is_refused_with_a_message(name: str) -> None:

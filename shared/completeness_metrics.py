@@ -81,9 +81,11 @@ def _count(tables: SourceTables, metric: MetricCount) -> sa.Select[str, int]:
     return query
 
 
-def day_counts_query(tables: SourceTables) -> sa.CompoundSelect[Any]:
-    """One row (metric, stored) per metric of METRICS, for the day bound as `start`/`end`."""
-    return sa.union_all(*(_count(tables, metric) for metric in METRICS))
+def day_counts_query(
+    tables: SourceTables, metrics: tuple[MetricCount, ...] = METRICS
+) -> sa.CompoundSelect[Any]:
+    """One row (metric, stored) per metric, for the day bound as `start`/`end`."""
+    return sa.union_all(*(_count(tables, metric) for metric in metrics))
 
 
 async def count_day(

@@ -36,7 +36,8 @@ from shared.identifiers import validate_schema_name
 CONTROL_SCHEMA = "sendgrid_source"
 
 # Bump when the source-schema layout changes; `shared.warehouse` upgrades older schemas.
-SOURCE_SCHEMA_VERSION = 2  # 2: object tables have `content_hash`
+# 2: object tables have `content_hash`; 3: `rejected` has an index on `received_at`.
+SOURCE_SCHEMA_VERSION = 3
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
@@ -227,6 +228,8 @@ class SourceTables:
             sa.Column("event", sa.Text),
             sa.Column("payload", sa.LargeBinary, nullable=False),
         )
+        # The latest rejected events, newest first (the console), without sorting the table.
+        sa.Index("ix_rejected_received_at", self.rejected.c.received_at)
         self.lists = sa.Table(
             "lists",
             self.metadata,

@@ -1,0 +1,248 @@
+"""The console's browser tests: the real ingest and sync services, each served by uvicorn on
+a port of 127.0.0.1 in this process, on the test's SQLite file or PostgreSQL database;
+SendGrid's API answered over HTTP by the fake app (tests/fake_sendgrid/) from an account the
+test changes; and Debian's Chromium, headless, driven by Playwright.
+
+The sync service runs without its schedule (`create_app(schedule=False)`): runs start only
+when a test or the console asks, so what the console shows is what the test did.
+
+Screenshots of every page go to `<pytest's tmp dir>/console-screenshots/`, printed at the end
+of the run, for a reviewer to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+
+from ingest_service.app import create_app as create_ingest_app
+from shared.settings import Settings
+from sync_service.app import create_app as create_sync_app
+from tests.conftest import ADMIN_TOKEN, api_key
+from tests.fake_sendgrid.app import create_fake_sendgrid
+from tests.fake_sendgrid.state import FakeAccountState, generated_account
+from tests.webhook_helpers import Signer, body_of
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps trying to reach Google's services,
+# which this machine's closed network refuses over and over.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Every wait in these tests is bounded; a console that never shows what it should fails.
+WAIT_MS = 15_000
+_SHOTS: list[Path] = []
+
+
+def _listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()
+    return f"http://{host}:{port}"
+
+
+@contextlib.asynccontextmanager
+async def served(app: FastAPI, sock: socket.socket) -> AsyncIterator[None]:
+    """`app` served by uvicorn on `sock` (its lifespan included) until the block ends."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+        task.cancel()
+        raise RuntimeError("uvicorn did not start within 5 s")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class Stack:
+    """The running services and what a test needs to drive them."""
+
+    settings: Settings
+    ingest_url: str
+    ingest_app: FastAPI
+    account: FakeAccountState
+    http: httpx.AsyncClient  # carries the admin token
+    signers: dict[str, Signer] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    async def add_source(self, name: str, *, signed: bool = False) -> dict[str, Any]:
+        key = api_key()
+        payload: dict[str, Any] = {"name": name, "api_key": key}
+        if signed:
+            self.signers[name] = Signer()
+            payload["webhook_verification_key"] = self.signers[name].verification_key
+        response = await self.http.post("/sources", json=payload)
+        assert response.status_code == 201, response.text
+        source: dict[str, Any] = response.json()
+        self.keys[source["id"]] = key
+        return source
+
+    async def send_batch(self, source: dict[str, Any], events: list[dict[str, Any]]) -> Any:
+        """POST one batch as SendGrid does: framed, and signed when the source has a key."""
+        body = body_of(events)
+        signer = self.signers.get(source["name"])
+        headers = signer.headers(body) if signer else {}
+        response = await self.http.post(source["webhook_url"], content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def sync(self, source: dict[str, Any]) -> dict[str, Any]:
+        """Start a sync (through the relay) and wait for it to finish."""
+        started = await self.http.post(f"/sources/{source['id']}/syncs")
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        for _ in range(300):
+            runs = (await self.http.get(f"/sources/{source['id']}/syncs")).json()["runs"]
+            run: dict[str, Any] = next(r for r in runs if r["id"] == run_id)
+            if run["status"] != "running":
+                return run
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the run {run_id} did not finish")
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    sockets = {name: _listening_socket() for name in ("sendgrid", "ingest", "sync")}
+    urls = {name: _url(sock) for name, sock in sockets.items()}
+    served_settings = settings.model_copy(
+        update={
+            "PUBLIC_URL": urls["ingest"],
+            "SENDGRID_API_URL": urls["sendgrid"],
+            "SYNC_URL": urls["sync"],
+        }
+    )
+    account = generated_account(
+        contacts=240, lists=4, segments=3, single_sends=3, export_files=1, polls_before_ready=0
+    )
+    account.scopes = [*account.scopes, "stats.read"]
+
+    async def deliver(url: str, body: bytes, headers: dict[str, str]) -> None:
+        # SendGrid's test batch, posted to the receiver as SendGrid would.
+        async with httpx.AsyncClient() as client:
+            await client.post(url, content=body, headers=headers)
+
+    account.webhooks.deliver = deliver
+    ingest_app = create_ingest_app(served_settings)
+    async with (
+        served(create_fake_sendgrid(account), sockets["sendgrid"]),
+        served(create_sync_app(served_settings, schedule=False), sockets["sync"]),
+        served(ingest_app, sockets["ingest"]),
+        httpx.AsyncClient(
+            base_url=urls["ingest"], headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        ) as http,
+    ):
+        yield Stack(served_settings, urls["ingest"], ingest_app, account, http)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium package")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        # A fresh profile each time (Playwright makes a temporary user-data dir per launch).
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@dataclass
+class ConsolePage:
+    """A page of the console with what it logged: no error may go unnoticed (a refused
+    script or style under the Content-Security-Policy is logged as one)."""
+
+    page: Page
+    shots: Path
+    errors: list[str] = field(default_factory=list)
+
+    def watch(self) -> None:
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                self.errors.append(message.text)
+
+        self.page.on("console", on_console)
+        self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    async def shot(self, name: str) -> Path:
+        path = self.shots / f"{name}.png"
+        await self.page.screenshot(path=str(path), full_page=True)
+        _SHOTS.append(path)
+        return path
+
+    def unexpected_errors(self, *allowed_statuses: int) -> list[str]:
+        """Errors other than the browser's line for an API answer the test caused itself."""
+        expected = tuple(f"status of {status}" for status in allowed_statuses)
+        return [e for e in self.errors if not (expected and any(s in e for s in expected))]
+
+
+@pytest.fixture
+def screenshots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    name: str = request.node.name
+    folder = tmp_path_factory.getbasetemp() / "console-screenshots" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+async def console(browser: Browser, screenshots: Path) -> AsyncIterator[ConsolePage]:
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 800},
+        # Not UTC, and not on the hour, so the local hours of the table view are checked.
+        timezone_id="Asia/Kolkata",
+        locale="en-US",
+    )
+    context.set_default_timeout(WAIT_MS)
+    page = ConsolePage(await context.new_page(), screenshots)
+    page.watch()
+    try:
+        yield page
+    finally:
+        await context.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _SHOTS:
+        folder = _SHOTS[0].parent.parent
+        terminalreporter.write_line(f"console screenshots ({len(_SHOTS)}): {folder}")

@@ -29,10 +29,12 @@ export function moment(iso) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
-/** The hour a chart's axis shows: 14:00, with the day when it starts one (Tue 00:00). */
+/** A UTC hour on a chart's axis, in local time (14:00, or 19:30 where the offset has half
+ * hours), with the weekday on the first hour of a local day (Tue 00:00). */
 export function hourLabel(iso) {
   const d = new Date(iso);
-  const time = `${String(d.getHours()).padStart(2, "0")}:00`;
+  const pad = (n) => String(n).padStart(2, "0");
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
   return d.getHours() === 0 ? `${d.toLocaleDateString(undefined, {weekday: "short"})} ${time}` : time;
 }
 
@@ -48,4 +50,12 @@ export function duration(startIso, endIso) {
 /** A ratio as a percentage with one decimal (99.8 %). */
 export function percent(ratio) {
   return `${(ratio * 100).toFixed(1)} %`;
+}
+
+/** A sync interval in the largest unit that divides it, as SYNC_INTERVAL is written (3 h). */
+export function interval(seconds) {
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["min", 60]]) {
+    if (seconds % size === 0) return `${seconds / size} ${unit}`;
+  }
+  return `${seconds} s`;
 }

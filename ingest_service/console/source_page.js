@@ -7,7 +7,7 @@ import {api} from "./api.js";
 import {configureWebhook, checkWebhook, rotateApiKey, setVerificationKey, syncNow} from "./actions.js";
 import {collectionsChart, collectionsTable, hourlyChart, hourlyTable} from "./charts.js";
 import {h, fill} from "./dom.js";
-import {duration, moment, number, percent} from "./format.js";
+import {duration, interval, moment, number, percent} from "./format.js";
 import {announce, healthBadge, section, statusBadge, timeAgo} from "./widgets.js";
 
 const REFRESH_MS = 30_000;
@@ -62,8 +62,16 @@ function runDetails(run, open) {
     run.error ? h("p", {class: "run-error-full"}, h("strong", {}, "Error: "), run.error) : null);
 }
 
-function findingsTable(drift) {
-  if (!drift.length) return h("p", {class: "ok-line"}, "The last check found nothing wrong.");
+function findingsTable(source) {
+  const m = source.webhook_management;
+  const drift = source.webhook?.drift ?? [];
+  if (!drift.length) {
+    if (!m?.managed && !source.webhook_signed) {
+      return h("p", {class: "muted"}, "Not watched: configure the webhook, or set its verification key, to have it checked.");
+    }
+    if (!m?.checked_at) return h("p", {class: "muted"}, "Not checked yet: it is checked after each sync, or press Check webhook.");
+    return h("p", {class: "ok-line"}, "The last check found nothing wrong.");
+  }
   return h("div", {class: "table-scroll"}, h("table", {class: "numbers", id: "findings-table"},
     h("thead", {}, h("tr", {}, ["finding", "detail", "first seen", "last seen", "repaired"]
       .map((label) => h("th", {scope: "col"}, label)))),
@@ -152,7 +160,7 @@ export function sourcePage(view, sourceId) {
         source.completeness.day ? ` (${source.completeness.day})` : "") : null,
       fact("Schema", h("code", {}, source.schema)),
       fact("Region", source.region),
-      fact("Sync every", `${Math.round(source.sync_interval_seconds / 60)} min`));
+      fact("Sync every", interval(source.sync_interval_seconds)));
     renderActions();
     renderWebhook(source);
   }
@@ -184,7 +192,7 @@ export function sourcePage(view, sourceId) {
         m?.managed ? fact("Repair", m.repair ? "on: drift is repaired" : "off") : null,
         fact("Last checked", timeAgo(m?.checked_at, "not yet"))),
       h("h3", {}, "Drift findings"),
-      findingsTable(source.webhook?.drift ?? []));
+      findingsTable(source));
   }
 
   function renderRuns(list) {

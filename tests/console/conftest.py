@@ -3,6 +3,8 @@ a port of 127.0.0.1 in this process, on the test's SQLite file or PostgreSQL dat
 SendGrid's API answered over HTTP by the fake app (tests/fake_sendgrid/) from an account the
 test changes; and Debian's Chromium, headless, driven by Playwright.
 
+The tests and these fixtures share the session's event loop (`loop_scope="session"`), so
+one Chromium serves every test while each test's services run in the loop that drives them.
 The sync service runs without its schedule (`create_app(schedule=False)`): runs start only
 when a test or the console asks, so what the console shows is what the test did.
 
@@ -22,9 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from ingest_service.app import create_app as create_ingest_app
 from shared.settings import Settings
@@ -32,7 +35,8 @@ from sync_service.app import create_app as create_sync_app
 from tests.conftest import ADMIN_TOKEN, api_key
 from tests.fake_sendgrid.app import create_fake_sendgrid
 from tests.fake_sendgrid.state import FakeAccountState, generated_account
-from tests.webhook_helpers import Signer, body_of
+from tests.fake_sendgrid.webhooks import EVENT_TOGGLES
+from tests.webhook_helpers import body_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps trying to reach Google's services,
@@ -96,26 +100,34 @@ class Stack:
     ingest_app: FastAPI
     account: FakeAccountState
     http: httpx.AsyncClient  # carries the admin token
-    signers: dict[str, Signer] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # source id -> its API key
+    webhook_ids: dict[str, str] = field(default_factory=dict)  # source id -> fake webhook id
 
-    async def add_source(self, name: str, *, signed: bool = False) -> dict[str, Any]:
+    async def add_source(self, name: str, *, webhook: bool = False) -> dict[str, Any]:
+        """Register a source; with `webhook`, its Event Webhook is set up by hand as a user
+        would in SendGrid's UI (enabled, every event, signed) and its key stored."""
         key = api_key()
-        payload: dict[str, Any] = {"name": name, "api_key": key}
-        if signed:
-            self.signers[name] = Signer()
-            payload["webhook_verification_key"] = self.signers[name].verification_key
-        response = await self.http.post("/sources", json=payload)
+        response = await self.http.post("/sources", json={"name": name, "api_key": key})
         assert response.status_code == 201, response.text
         source: dict[str, Any] = response.json()
         self.keys[source["id"]] = key
+        if webhook:
+            toggles = dict.fromkeys((*EVENT_TOGGLES, "account_status_change"), True)
+            made = self.account.webhooks.add(
+                source["webhook_url"], signed=True, enabled=True, **toggles
+            )
+            self.webhook_ids[source["id"]] = made["id"]
+            key_set = await self.http.patch(
+                f"/sources/{source['id']}", json={"webhook_verification_key": made["public_key"]}
+            )
+            assert key_set.status_code == 200, key_set.text
         return source
 
     async def send_batch(self, source: dict[str, Any], events: list[dict[str, Any]]) -> Any:
-        """POST one batch as SendGrid does: framed, and signed when the source has a key."""
+        """POST one batch as SendGrid does: framed, and signed by the source's webhook."""
         body = body_of(events)
-        signer = self.signers.get(source["name"])
-        headers = signer.headers(body) if signer else {}
+        webhook_id = self.webhook_ids.get(source["id"])
+        headers = self.account.webhooks.signed_headers(webhook_id, body) if webhook_id else {}
         response = await self.http.post(source["webhook_url"], content=body, headers=headers)
         assert response.status_code == 200, response.text
         return response.json()
@@ -134,7 +146,7 @@ class Stack:
         raise AssertionError(f"the run {run_id} did not finish")
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     sockets = {name: _listening_socket() for name in ("sendgrid", "ingest", "sync")}
     urls = {name: _url(sock) for name, sock in sockets.items()}
@@ -145,8 +157,10 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
             "SYNC_URL": urls["sync"],
         }
     )
+    # One status poll answered "pending": a run lasts a couple of seconds, long enough for
+    # the console to show it running.
     account = generated_account(
-        contacts=240, lists=4, segments=3, single_sends=3, export_files=1, polls_before_ready=0
+        contacts=240, lists=4, segments=3, single_sends=3, export_files=1, polls_before_ready=1
     )
     account.scopes = [*account.scopes, "stats.read"]
 
@@ -175,10 +189,12 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
 async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    """One Chromium for the session (a launch takes a second or two); each test has its own
+    context, with its own storage. A fresh profile: Playwright makes a temporary user-data
+    dir per launch."""
     async with async_playwright() as playwright:
-        # A fresh profile each time (Playwright makes a temporary user-data dir per launch).
         browser = await playwright.chromium.launch(
             executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
         )
@@ -205,6 +221,36 @@ class ConsolePage:
         self.page.on("console", on_console)
         self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
 
+    async def sign_in(self, base_url: str) -> None:
+        await self.page.goto(f"{base_url}/console/")
+        await self.page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+        await self.page.get_by_role("button", name="Sign in").click()
+        await expect(self.page.get_by_role("heading", name="Sources", level=1)).to_be_visible()
+
+    async def painted(self, canvas_id: str, rgb: tuple[int, int, int]) -> int:
+        """How many pixels of the canvas have exactly this colour: a series drawn, not just
+        the axes."""
+        count: int = await self.page.evaluate(
+            """([id, [r, g, b]]) => {
+                const canvas = document.getElementById(id);
+                const {width, height} = canvas;
+                const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+                let n = 0;
+                for (let i = 0; i < data.length; i += 4) {
+                    const [pr, pg, pb, pa] = data.slice(i, i + 4);
+                    if (pr === r && pg === g && pb === b && pa === 255) n++;
+                }
+                return n;
+            }""",
+            [canvas_id, list(rgb)],
+        )
+        return count
+
+    async def expect_health(self, level: str) -> None:
+        """The source page's badge says `level` (green, amber or red)."""
+        badge = self.page.locator(".head-badge [data-health]")
+        await expect(badge).to_have_attribute("data-health", level)
+
     async def shot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"
         await self.page.screenshot(path=str(path), full_page=True)
@@ -225,7 +271,7 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
     return folder
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def console(browser: Browser, screenshots: Path) -> AsyncIterator[ConsolePage]:
     context = await browser.new_context(
         viewport={"width": 1280, "height": 800},

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from playwright.async_api import expect
 
 from ingest_service.console_site import CONTENT_SECURITY_POLICY
 from tests.conftest import ADMIN_TOKEN
 from tests.console.conftest import ConsolePage, Stack
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_a_wrong_token_is_refused_the_right_one_kept_for_the_tab_and_forgotten_on_sign_out(

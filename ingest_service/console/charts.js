@@ -101,7 +101,7 @@ export function hourlyChart(hourly) {
       maintainAspectRatio: false,
       scales: {
         x: {stacked: true, ticks: {maxRotation: 0, autoSkip: true, autoSkipPadding: 12}},
-        y: {stacked: true, beginAtZero: true, title: {display: true, text: "events per hour"}},
+        y: {stacked: true, beginAtZero: true, ticks: {precision: 0}, title: {display: true, text: "events per hour"}},
       },
       plugins: {
         legend: {position: "bottom"},
@@ -179,7 +179,7 @@ export function collectionsChart(runs) {
       maintainAspectRatio: false,
       scales: {
         x: {ticks: {maxRotation: 0, autoSkip: true, autoSkipPadding: 12}},
-        y: {beginAtZero: true, title: {display: true, text: "rows written"}},
+        y: {beginAtZero: true, ticks: {precision: 0}, title: {display: true, text: "rows written"}},
       },
       plugins: {
         legend: {position: "bottom", labels: {usePointStyle: true}},

@@ -32,7 +32,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from ingest_service.app import create_app as create_ingest_app
 from shared.settings import Settings
 from sync_service.app import create_app as create_sync_app
-from tests.conftest import ADMIN_TOKEN, api_key
+from tests.conftest import ADMIN_TOKEN, WEBHOOK_SCOPES, api_key
 from tests.fake_sendgrid.app import create_fake_sendgrid
 from tests.fake_sendgrid.state import FakeAccountState, generated_account
 from tests.fake_sendgrid.webhooks import EVENT_TOGGLES
@@ -132,6 +132,15 @@ class Stack:
         assert response.status_code == 200, response.text
         return response.json()
 
+    async def events_stored(self, source: dict[str, Any]) -> None:
+        """Wait until the source has stored an event."""
+        for _ in range(200):
+            summary = (await self.http.get(f"/sources/{source['id']}")).json()["webhook"]
+            if summary["last_event_at"] is not None:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no event of {source['name']} was stored")
+
     async def sync(self, source: dict[str, Any]) -> dict[str, Any]:
         """Start a sync (through the relay) and wait for it to finish."""
         started = await self.http.post(f"/sources/{source['id']}/syncs")
@@ -162,7 +171,8 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
     account = generated_account(
         contacts=240, lists=4, segments=3, single_sends=3, export_files=1, polls_before_ready=1
     )
-    account.scopes = [*account.scopes, "stats.read"]
+    # A full-access key: the webhook can be configured, and silence looked for.
+    account.scopes = [*account.scopes, "stats.read", *WEBHOOK_SCOPES]
 
     async def deliver(url: str, body: bytes, headers: dict[str, str]) -> None:
         # SendGrid's test batch, posted to the receiver as SendGrid would.

@@ -15,8 +15,6 @@ of the run, for a reviewer to look at.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
@@ -36,6 +33,7 @@ from tests.conftest import ADMIN_TOKEN, WEBHOOK_SCOPES, api_key
 from tests.fake_sendgrid.app import create_fake_sendgrid
 from tests.fake_sendgrid.state import FakeAccountState, generated_account
 from tests.fake_sendgrid.webhooks import EVENT_TOGGLES
+from tests.served import listening_socket, served, url_of
 from tests.webhook_helpers import body_of
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,41 +52,6 @@ CHROMIUM_ARGS = [
 # Every wait in these tests is bounded; a console that never shows what it should fails.
 WAIT_MS = 15_000
 _SHOTS: list[Path] = []
-
-
-def _listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def _url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()
-    return f"http://{host}:{port}"
-
-
-@contextlib.asynccontextmanager
-async def served(app: FastAPI, sock: socket.socket) -> AsyncIterator[None]:
-    """`app` served by uvicorn on `sock` (its lifespan included) until the block ends."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if not server.started:
-        if task.done():
-            task.result()  # raises what stopped it
-        task.cancel()
-        raise RuntimeError("uvicorn did not start within 5 s")
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 @dataclass
@@ -157,8 +120,8 @@ class Stack:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    sockets = {name: _listening_socket() for name in ("sendgrid", "ingest", "sync")}
-    urls = {name: _url(sock) for name, sock in sockets.items()}
+    sockets = {name: listening_socket() for name in ("sendgrid", "ingest", "sync")}
+    urls = {name: url_of(sock) for name, sock in sockets.items()}
     served_settings = settings.model_copy(
         update={
             "PUBLIC_URL": urls["ingest"],

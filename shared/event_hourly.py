@@ -23,7 +23,9 @@ from shared.tables import source_tables
 
 MAX_HOURS = 24 * 7
 _HOUR = timedelta(hours=1)
-# SQLite stores the time as text ("2026-12-01 10:04:05.123456"); the hour is its first part.
+# SQLite holds the time as SQLAlchemy writes it, in UTC ("2026-12-01 10:04:05.123456", the
+# same for the bulk writers, which convert through the column's type): the hour is its first
+# 13 characters, cut with substr (several times cheaper per row than strftime).
 _SQLITE_HOUR = "%Y-%m-%d %H"
 
 
@@ -31,7 +33,7 @@ def _hour_of(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[An
     if dialect == "postgresql":
         # In UTC whatever the session's time zone: the hours are UTC hours.
         return sa.func.date_trunc("hour", sa.func.timezone("UTC", column))
-    return sa.func.strftime(_SQLITE_HOUR, column)
+    return sa.func.substr(column, 1, 13)
 
 
 def _as_hour(value: Any) -> datetime:

@@ -68,7 +68,7 @@ def _fill_sql(dialect: str, table: str, event: str, count: int, offset: int) -> 
             f"INSERT INTO {SCHEMA}.{table} (id, event, timestamp, custom_args, raw, received_at) "
             f"SELECT 'e' || g, '{event}', now() - (g % {spread}) * interval '1 second', "
             "'{}'::jsonb, '{}'::jsonb, "
-            f"now() - ((g * 7919) % {spread}) * interval '1 second' "
+            f"now() - ((g::bigint * 7919) % {spread}) * interval '1 second' "
             f"FROM generate_series({offset + 1}, {offset + count}) AS g"
         )
     stamp = "strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || ((n * 7919) % {s}) || ' seconds')"

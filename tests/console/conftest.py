@@ -224,9 +224,9 @@ class ConsolePage:
         badge = self.page.locator(".head-badge [data-health]")
         await expect(badge).to_have_attribute("data-health", level)
 
-    async def shot(self, name: str) -> Path:
+    async def shot(self, name: str, *, full_page: bool = True) -> Path:
         path = self.shots / f"{name}.png"
-        await self.page.screenshot(path=str(path), full_page=True)
+        await self.page.screenshot(path=str(path), full_page=full_page)
         _SHOTS.append(path)
         return path
 

@@ -158,6 +158,10 @@ async def test_a_source_page_shows_what_the_database_holds_and_follows_a_sync(
     )
     await expect(page.locator("#webhook")).to_contain_text("The last check found nothing wrong.")
     await console.shot("source-flowing-after-sync")
+    # What the README shows (docs/console.png): the page as it opens at 1280×800.
+    await page.locator("#hourly-table-view > summary").click()
+    await page.evaluate("window.scrollTo(0, 0); document.getElementById('status').className = ''")
+    await console.shot("source-flowing-1280x800", full_page=False)
     assert console.unexpected_errors() == []
 
 

@@ -81,7 +81,9 @@ async def test_a_source_page_shows_what_the_database_holds_and_follows_a_sync(
     flowing = await stack.add_source("Flowing", webhook=True)
     answer = await stack.send_batch(flowing, events(3))
     assert answer == {"stored": 60, "duplicates": 0, "rejected": 0}
-    bad = {"event": "teleported", "email": "x@example.com", "timestamp": 1700000000}
+    # A hostile payload: shown as text, never run.
+    script = "<img src=x onerror=window.pwned=1><script>window.pwned=2</script>"
+    bad = {"event": "teleported", "email": script, "timestamp": 1700000000}
     assert (await stack.send_batch(flowing, [bad]))["rejected"] == 1
     expected = await spread_over_hours(stack, flowing["schema"])
     page = console.page
@@ -122,6 +124,9 @@ async def test_a_source_page_shows_what_the_database_holds_and_follows_a_sync(
     await expect(item.locator(".rejected-reason")).to_have_text(f"Reason: {reason}")
     await item.get_by_text("Payload").click()
     await expect(item.locator("pre.payload")).to_contain_text('"event":"teleported"')
+    await expect(item.locator("pre.payload")).to_contain_text(script)
+    assert await page.evaluate("window.pwned") is None
+    assert await item.locator("pre.payload img, pre.payload script").count() == 0
     await console.shot("source-flowing-before-sync")
 
     # Sync now: the run appears running, then finishes with its collections.
@@ -158,7 +163,7 @@ async def test_a_source_page_shows_what_the_database_holds_and_follows_a_sync(
     )
     await expect(page.locator("#webhook")).to_contain_text("The last check found nothing wrong.")
     await console.shot("source-flowing-after-sync")
-    # What the README shows (docs/console.png): the page as it opens at 1280×800.
+    # What the README shows (docs/console.png): the page as it opens at 1280 x 800.
     await page.locator("#hourly-table-view > summary").click()
     await page.evaluate("window.scrollTo(0, 0); document.getElementById('status').className = ''")
     await console.shot("source-flowing-1280x800", full_page=False)

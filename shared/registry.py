@@ -100,6 +100,7 @@ class SourceRegistry:
             "sync_interval_seconds": (
                 int(request.sync_interval.total_seconds()) if request.sync_interval else None
             ),
+            "collections": request.collections,
             "schema_version": SOURCE_SCHEMA_VERSION,
             "created_at": now,
             "updated_at": now,
@@ -118,7 +119,7 @@ class SourceRegistry:
                 f"a source named {request.name!r} (schema {schema!r}) was registered at the "
                 "same moment; choose another name"
             ) from None
-        warnings = missing_scope_warnings(scopes)
+        warnings = missing_scope_warnings(scopes, request.collections)
         if request.configure_webhook or request.adopt_webhook_id is not None:
             source, more = await self.configure_webhook(source_id, request.adopt_webhook_id)
             return source, warnings + more
@@ -141,7 +142,8 @@ class SourceRegistry:
         fields = request.model_fields_set
         if request.api_key is not None:
             scopes = await self._scopes(request.api_key, request.region or source.region)
-            warnings = missing_scope_warnings(scopes)
+            chosen = request.collections if "collections" in fields else source.collections
+            warnings = missing_scope_warnings(scopes, chosen)
             changes |= {**self.secrets.api_key_columns(request.api_key), "scopes": scopes}
         if "webhook_verification_key" in fields:
             changes["webhook_verification_key"] = request.webhook_verification_key
@@ -149,6 +151,8 @@ class SourceRegistry:
             changes["region"] = request.region
         if request.webhook_repair is not None:
             changes["webhook_repair"] = request.webhook_repair
+        if "collections" in fields:
+            changes["collections"] = request.collections
         if "sync_interval" in fields:
             changes["sync_interval_seconds"] = (
                 int(request.sync_interval.total_seconds()) if request.sync_interval else None

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.collections import NAMES, check_names
 from shared.settings import Duration, Region
 from shared.signature import InvalidVerificationKey, load_verification_key
 from shared.webhook_management import WebhookManagement
@@ -34,6 +35,15 @@ def _check_verification_key(value: str | None) -> str | None:
     return "".join(value.split()) if not value.strip().startswith("-----") else value.strip()
 
 
+def _check_collections(value: list[str] | None) -> list[str] | None:
+    return None if value is None else check_names(value)
+
+
+_COLLECTIONS_HELP = (
+    "The collections to sync (default: all): " + ", ".join(NAMES) + ". Those left out are "
+    "recorded as skipped in each run, and their tables and rows stay as they are."
+)
+
 MIN_SYNC_INTERVAL = timedelta(minutes=1)
 MAX_SYNC_INTERVAL = timedelta(days=365)
 
@@ -54,6 +64,7 @@ class SourceCreate(BaseModel):
     )
     region: Region = "global"
     sync_interval: Duration | None = Field(None, description="e.g. 3h; default SYNC_INTERVAL")
+    collections: list[str] | None = Field(None, description=_COLLECTIONS_HELP)
     configure_webhook: bool = Field(
         False,
         description="Configure the account's Event Webhook with the source's API key: adopt "
@@ -69,6 +80,7 @@ class SourceCreate(BaseModel):
     _api_key = field_validator("api_key")(_clean_api_key)
     _verification_key = field_validator("webhook_verification_key")(_check_verification_key)
     _sync_interval = field_validator("sync_interval")(_check_sync_interval)
+    _collections = field_validator("collections")(_check_collections)
 
 
 class SourceUpdate(BaseModel):
@@ -84,12 +96,16 @@ class SourceUpdate(BaseModel):
     webhook_repair: bool | None = Field(
         None, description="Repair drift of the managed webhook's settings when checked."
     )
+    collections: list[str] | None = Field(
+        None, description=_COLLECTIONS_HELP + " null: all of them again."
+    )
 
     _api_key = field_validator("api_key")(
         lambda value: None if value is None else _clean_api_key(value)
     )
     _verification_key = field_validator("webhook_verification_key")(_check_verification_key)
     _sync_interval = field_validator("sync_interval")(_check_sync_interval)
+    _collections = field_validator("collections")(_check_collections)
 
 
 class WebhookFinding(BaseModel):
@@ -132,6 +148,7 @@ class SourcePublic(BaseModel):
     api_key_fingerprint: str = Field(description="sha256 prefix of the key, to tell keys apart")
     scopes: list[str]
     sync_interval_seconds: int
+    collections: list[str] = Field(description="the collections this source syncs")
     created_at: datetime
     updated_at: datetime
     warnings: list[str] = Field(default_factory=list)

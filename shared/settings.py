@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     SYNC_URL: str | None = None
     SENDGRID_API_URL: str | None = None
     SYNC_INTERVAL: Duration = timedelta(hours=3)
+    # Requests one source's sync has in flight at most: its collections are read concurrently
+    # within this bound (and within SendGrid's rate-limit headers).
+    SYNC_CONCURRENCY: int = Field(4, ge=1, le=32)
+    # Suppression lists are read incrementally; a complete read, which is what finds the
+    # addresses removed from a list (SendGrid signals no removals), at most this often.
+    SUPPRESSION_FULL_SCAN_INTERVAL: Duration = timedelta(hours=24)
+    # Daily statistics: the days re-read by every run (SendGrid keeps counting late events),
+    # and how far back the first sync reads.
+    STATS_REREAD_DAYS: int = Field(7, ge=1, le=400)
+    STATS_BACKFILL_DAYS: int = Field(395, ge=1, le=3650)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Webhook receiver (see ingest_service): body limit, replay window, group commit.
@@ -131,6 +141,13 @@ class Settings(BaseSettings):
     def _positive_alert(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be longer than 0")
+        return value
+
+    @field_validator("SUPPRESSION_FULL_SCAN_INTERVAL")
+    @classmethod
+    def _positive_scan_interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative (0: read every list completely every run)")
         return value
 
     @field_validator("SYNC_INTERVAL")

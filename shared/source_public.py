@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.collections import selected
 from shared.schemas import SourcePublic, WebhookSummary
 from shared.settings import Settings
 from shared.source_rows import Source
@@ -27,6 +28,7 @@ def source_public(
         api_key_fingerprint=source.api_key_fingerprint,
         scopes=source.scopes,
         sync_interval_seconds=source.sync_interval(settings.SYNC_INTERVAL),
+        collections=[collection.name for collection in selected(source.collections)],
         created_at=source.created_at,
         updated_at=source.updated_at,
         warnings=warnings or [],

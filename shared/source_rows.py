@@ -37,6 +37,8 @@ class Source:
     webhook_tested_at: datetime | None
     webhook_checked_at: datetime | None
     sync_interval_seconds: int | None
+    # The collections it syncs (shared.collections); None: all of them.
+    collections: list[str] | None
     schema_version: int
     created_at: datetime
     updated_at: datetime

@@ -40,7 +40,7 @@ async def upgrade_source_schema(connection: AsyncConnection, schema: str, versio
     """Bring a source schema from `version` to SOURCE_SCHEMA_VERSION; returns the new version.
 
     Version 1 is the initial layout; later versions add their steps here, in order. Creating
-    missing tables and indexes (version 3: `ix_rejected_received_at`) and rebuilding the view
+    missing tables and indexes (version 4: `ix_rejected_received_at`) and rebuilding the view
     are safe to repeat, so every upgrade ends with them.
     """
     schema = validate_schema_name(schema)

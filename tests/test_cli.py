@@ -23,9 +23,16 @@ import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from sendgrid_source.cli import app
+from shared.collections import NAMES
 from shared.db import create_engine, sqlite_schema_path
 from shared.settings import Settings, get_settings
-from shared.tables import CONTROL_SCHEMA, SOURCE_SCHEMA_VERSION, sources, webhook_findings
+from shared.tables import (
+    CONTROL_SCHEMA,
+    SOURCE_SCHEMA_VERSION,
+    sources,
+    sync_cursors,
+    webhook_findings,
+)
 from tests.conftest import SENDGRID_TEST_URL, WEBHOOK_SCOPES, api_key, fresh_postgres_database
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.webhook_helpers import Signer
@@ -114,7 +121,7 @@ def test_migrate_twice_is_idempotent(
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
     first = cli("migrate")
     assert first.exit_code == 0, first.output
-    assert "upgraded from an empty database to 0002" in first.output
+    assert "upgraded from an empty database to 0003" in first.output
 
     assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
     # An older source schema is brought up to date by the next migrate, and only by it.
@@ -123,10 +130,10 @@ def test_migrate_twice_is_idempotent(
     third = cli("migrate")
 
     assert second.exit_code == 0, second.output
-    assert "already at revision 0002" in second.output
+    assert "already at revision 0003" in second.output
     assert "source schemas: upgraded sendgrid" in second.output
     assert third.exit_code == 0, third.output
-    assert "already at revision 0002" in third.output
+    assert "already at revision 0003" in third.output
     assert "source schemas: all up to date" in third.output
     rows = query(empty_database_url, sa.select(sources.c.schema_version))
     assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
@@ -165,18 +172,18 @@ def test_migrate_brings_a_version_1_source_schema_to_content_hashes(
     assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
 
 
-def test_migrate_brings_a_version_2_source_schema_to_the_rejected_index(
+def test_migrate_brings_a_version_3_source_schema_to_the_rejected_index(
     cli: Invoke,
     empty_database_url: str,
     monkeypatch: pytest.MonkeyPatch,
     sendgrid: respx.MockRouter,
 ) -> None:
     migrated_with_a_source(cli, empty_database_url, monkeypatch)
-    # What version 2 created: `rejected` without its index on received_at.
+    # What version 3 created: `rejected` without its index on received_at.
     postgres = empty_database_url.startswith("postgresql")
     drop = "DROP INDEX sendgrid.ix_rejected_received_at"
     query(empty_database_url, sa.text(drop))
-    query(empty_database_url, sources.update().values(schema_version=2))
+    query(empty_database_url, sources.update().values(schema_version=3))
     listed = (
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'sendgrid' AND tablename = 'rejected'"
         if postgres
@@ -194,7 +201,7 @@ def test_migrate_brings_a_version_2_source_schema_to_the_rejected_index(
         row[0] for row in query(empty_database_url, sa.text(listed))
     }
     rows = query(empty_database_url, sa.select(sources.c.schema_version))
-    assert [row.schema_version for row in rows] == [3]
+    assert [row.schema_version for row in rows] == [4]
 
 
 def test_migrate_brings_a_first_release_control_schema_to_managed_webhooks(
@@ -228,12 +235,47 @@ def test_migrate_brings_a_first_release_control_schema_to_managed_webhooks(
     result = cli("migrate")
 
     assert result.exit_code == 0, result.output
-    assert "upgraded from 0001 to 0002" in result.output
+    assert "upgraded from 0001 to 0003" in result.output
     rows = query(empty_database_url, sa.select(sources.c.name, sources.c.webhook_repair))
     assert [(row.name, row.webhook_repair) for row in rows] == [("SendGrid", False)]
     assert query(empty_database_url, sa.select(sa.func.count()).select_from(webhook_findings)) == [
         (0,)
     ]
+
+
+def test_migrate_brings_a_0002_database_to_every_collection(
+    cli: Invoke,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sendgrid: respx.MockRouter,
+) -> None:
+    migrated_with_a_source(cli, empty_database_url, monkeypatch)
+    # What revision 0002 and source schema version 2 had: no chosen collections, no cursors,
+    # and only the four object tables of the first release.
+    control = _control(empty_database_url, "sources")
+    query(empty_database_url, sa.text(f"ALTER TABLE {control} DROP COLUMN collections"))
+    query(empty_database_url, sa.text(f"DROP TABLE {_control(empty_database_url, 'sync_cursors')}"))
+    added = [name for name in NAMES if name not in ("lists", "segments", "recipients", "campaigns")]
+    for table in added:
+        query(empty_database_url, sa.text(f"DROP TABLE sendgrid.{table}"))
+    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
+    query(empty_database_url, alembic_version.update().values(version_num="0002"))
+    query(empty_database_url, sources.update().values(schema_version=2))
+
+    result = cli("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert "upgraded from 0002 to 0003" in result.output
+    assert "source schemas: upgraded sendgrid" in result.output
+    rows = query(empty_database_url, sa.select(sources.c.collections, sources.c.schema_version))
+    assert [(row.collections, row.schema_version) for row in rows] == [
+        (None, SOURCE_SCHEMA_VERSION)
+    ]
+    assert query(empty_database_url, sa.select(sa.func.count()).select_from(sync_cursors)) == [(0,)]
+    for table in added:
+        assert query(empty_database_url, sa.text(f"SELECT count(*) FROM sendgrid.{table}")) == [
+            (0,)
+        ]
 
 
 def _control(database_url: str, table: str) -> str:
@@ -256,7 +298,7 @@ def test_sources_need_an_up_to_date_database(on_database: Invoke, database_url: 
     query(database_url, alembic_version.update().values(version_num="0000"))
     result = on_database("sources", "list")
     assert result.exit_code == 1
-    assert "the database is at revision 0000, not 0002: run migrate first" in result.stderr
+    assert "the database is at revision 0000, not 0003: run migrate first" in result.stderr
 
 
 # --- sources -------------------------------------------------------------------------------
@@ -462,6 +504,29 @@ def test_sources_update_turns_webhook_repair_on_and_off(
     assert on.exit_code == 0, on.output
     assert off.exit_code == 0, off.output
     assert (row_on.webhook_repair, row_off.webhook_repair) == (True, False)
+
+
+def test_sources_choose_their_collections(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    added = on_database(
+        "sources", "add", "SendGrid", "--api-key", api_key(), "--collections", "templates, lists"
+    )
+    [chosen] = query(database_url, sa.select(sources.c.collections))
+    unknown = on_database("sources", "update", "SendGrid", "--collections", "lists,bounces")
+    narrowed = on_database("sources", "update", "SendGrid", "--collections", "stats_daily")
+    everything = on_database("sources", "update", "SendGrid", "--all-collections")
+    [after] = query(database_url, sa.select(sources.c.collections))
+
+    assert added.exit_code == 0, added.output
+    assert chosen.collections == ["lists", "templates"]
+    assert unknown.exit_code == 1
+    assert "--collections: unknown collection(s) 'bounces'" in unknown.stderr
+    assert "suppression_bounces" in unknown.stderr  # the valid names are listed
+    assert "collections  stats_daily\n" in narrowed.output
+    assert everything.exit_code == 0, everything.output
+    assert after.collections is None
+    assert f"collections  {', '.join(NAMES)}" in everything.output
 
 
 def test_sources_remove_unknown(on_database: Invoke) -> None:

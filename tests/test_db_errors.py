@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -70,3 +71,29 @@ def test_deadlocks_are_a_race_and_lookalike_wording_is_not() -> None:
     assert not lost_write_race(asyncpg.SerializationError("could not serialize"))
     assert not lost_write_race(sqlite3.OperationalError("deadlock on a unique key"))
     assert not lost_write_race(RuntimeError("unique deadlock"))
+
+
+def test_a_stale_sqlite_snapshot_is_a_race_and_a_busy_database_is_not(tmp_path: Path) -> None:
+    """A transaction that read, then finds another connection wrote since (WAL mode), is
+    refused at once with SQLITE_BUSY_SNAPSHOT: written again, it sees the other write."""
+    path = tmp_path / "race.db"
+    first = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    second = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    first.execute("PRAGMA journal_mode=WAL")
+    first.execute("CREATE TABLE t (x INTEGER)")
+    first.execute("BEGIN")
+    first.execute("SELECT count(*) FROM t").fetchall()
+    second.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.OperationalError) as stale:
+        first.execute("INSERT INTO t VALUES (2)")
+    first.execute("ROLLBACK")
+    # A writer holding the lock longer than the busy timeout is not a race: not retried.
+    second.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError) as busy:
+        first.execute("INSERT INTO t VALUES (3)")
+    second.execute("ROLLBACK")
+    first.close()
+    second.close()
+
+    assert lost_write_race(stale.value)
+    assert not lost_write_race(busy.value)

@@ -178,6 +178,109 @@ class SourceList(BaseModel):
     sources: list[SourcePublic]
 
 
+class CollectionRun(BaseModel):
+    """One collection of a sync run, in the ledger's words (`sync_run_collections`)."""
+
+    collection: str
+    api: str | None
+    status: str
+    rows_upserted: int
+    rows_deleted: int
+    message: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SyncRun(BaseModel):
+    """One sync run (`sync_runs`) with what happened to every collection."""
+
+    id: str
+    source_id: str
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    collections: list[CollectionRun]
+
+
+class SyncStarted(BaseModel):
+    run_id: str
+    status: str = "running"
+
+
+class SyncRunList(BaseModel):
+    runs: list[SyncRun]
+
+
+class EventSeries(BaseModel):
+    event: str = Field(description="the event type, as SendGrid names it")
+    table: str = Field(description="the event table that holds it")
+    counts: list[int] = Field(description="events received in each hour of `hours`")
+    total: int
+
+
+class HourlyEvents(BaseModel):
+    """`GET /sources/{id}/events/hourly`: events stored per hour and event type."""
+
+    source_id: str
+    start: datetime = Field(description="the first hour's start (UTC, on the hour)")
+    end: datetime = Field(description="the end of the last hour, the current one")
+    hours: list[datetime] = Field(description="each hour's start, oldest first")
+    series: list[EventSeries] = Field(description="one per event type, every type listed")
+
+
+class RejectedEvent(BaseModel):
+    id: str = Field(description="sha256 of the payload: a resent bad body is kept once")
+    received_at: datetime
+    reason: str
+    event: str | None = Field(description="the event type the payload claimed, if any")
+    payload_preview: str = Field(description="the payload's first bytes, as UTF-8")
+    payload_bytes: int
+    truncated: bool = Field(description="whether the preview is shorter than the payload")
+
+
+class RejectedEvents(BaseModel):
+    """`GET /sources/{id}/rejected`: the latest rejected events, newest first."""
+
+    source_id: str
+    events: list[RejectedEvent]
+
+
+HealthLevel = Literal["green", "amber", "red"]
+
+
+class HealthReason(BaseModel):
+    level: HealthLevel
+    text: str
+
+
+class SourceHealth(BaseModel):
+    """Whether a source's data is flowing (shared/source_health.py says how it is judged)."""
+
+    status: HealthLevel = Field(description="the worst level among the reasons")
+    reasons: list[HealthReason] = Field(description="worst first")
+
+
+class SourceOverview(BaseModel):
+    """A source with its health, webhook summary and latest runs: a row of the console."""
+
+    source: SourcePublic
+    health: SourceHealth
+    last_run: SyncRun | None = Field(description="the newest run, maybe still running")
+    last_finished_run: SyncRun | None
+    runs_error: str | None = Field(
+        None, description="why the runs could not be read from the sync service"
+    )
+
+
+class Overview(BaseModel):
+    """`GET /overview`: every active source, as the console's first page shows them."""
+
+    checked_at: datetime
+    sources: list[SourceOverview]
+
+
 class WebhookConfigure(BaseModel):
     """`POST /sources/{id}/webhook`: configure (or re-configure) the source's webhook."""
 

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     INGEST_PORT: int = Field(8000, ge=1, le=65535)
     SYNC_HOST: str = "127.0.0.1"
     SYNC_PORT: int = Field(8001, ge=1, le=65535)
+    # Where the ingest service reaches the sync service, for the console's runs and "Sync
+    # now" (ingest_service/sync_relay.py); default: SYNC_HOST and SYNC_PORT on this machine.
+    SYNC_URL: str | None = None
     SENDGRID_API_URL: str | None = None
     SYNC_INTERVAL: Duration = timedelta(hours=3)
     # Requests one source's sync has in flight at most: its collections are read concurrently
@@ -131,7 +134,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (leave it unset to generate one)")
         return value
 
-    @field_validator("PUBLIC_URL", "SENDGRID_API_URL")
+    @field_validator("PUBLIC_URL", "SENDGRID_API_URL", "SYNC_URL")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -190,6 +193,18 @@ class Settings(BaseSettings):
     def sendgrid_base_url(self, region: str) -> str:
         """SENDGRID_API_URL overrides the region's host (tests, proxies)."""
         return self.SENDGRID_API_URL or SENDGRID_BASE_URLS[region]
+
+    @property
+    def sync_service_url(self) -> str:
+        if self.SYNC_URL:
+            return self.SYNC_URL
+        # A service listening on every address is reached on the loopback one.
+        host = "127.0.0.1" if self.SYNC_HOST in ("", "0.0.0.0", "::") else self.SYNC_HOST  # noqa: S104
+        return (
+            f"http://[{host}]:{self.SYNC_PORT}"
+            if ":" in host
+            else f"http://{host}:{self.SYNC_PORT}"
+        )
 
     def webhook_url(self, source_id: str, token: str) -> str:
         return f"{self.PUBLIC_URL}/webhooks/{source_id}/{token}"

@@ -48,5 +48,6 @@ def management(source: Source) -> WebhookManagement:
             "repair": source.webhook_repair,
             "test_status": source.webhook_test_status,
             "tested_at": source.webhook_tested_at,
+            "checked_at": source.webhook_checked_at,
         }
     )

@@ -40,8 +40,9 @@ CONTROL_SCHEMA = "sendgrid_source"
 
 # Bump when the source-schema layout changes; `shared.warehouse` upgrades older schemas.
 # 2: object tables have `content_hash`; 3: the collections of suppressions, templates,
-# senders and statistics; 4: event tables indexed on `timestamp`, and `completeness`.
-SOURCE_SCHEMA_VERSION = 4
+# senders and statistics; 4: `rejected` has an index on `received_at`; 5: event tables
+# indexed on `timestamp`, and `completeness`.
+SOURCE_SCHEMA_VERSION = 5
 
 
 control_metadata = sa.MetaData()
@@ -238,6 +239,8 @@ class SourceTables:
             sa.Column("event", sa.Text),
             sa.Column("payload", sa.LargeBinary, nullable=False),
         )
+        # The latest rejected events, newest first (the console), without sorting the table.
+        sa.Index("ix_rejected_received_at", self.rejected.c.received_at)
         self.objects = object_tables(self.metadata)
         # Each day's stored events against SendGrid's statistics, one row per metric
         # (shared.reconciliation); `missing` is SendGrid's count less the stored one

@@ -175,6 +175,38 @@ def test_migrate_brings_a_version_1_source_schema_to_content_hashes(
     assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
 
 
+def test_migrate_brings_a_version_3_source_schema_to_the_rejected_index(
+    cli: Invoke,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sendgrid: respx.MockRouter,
+) -> None:
+    migrated_with_a_source(cli, empty_database_url, monkeypatch)
+    # What version 3 created: `rejected` without its index on received_at.
+    postgres = empty_database_url.startswith("postgresql")
+    drop = "DROP INDEX sendgrid.ix_rejected_received_at"
+    query(empty_database_url, sa.text(drop))
+    query(empty_database_url, sources.update().values(schema_version=3))
+    listed = (
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'sendgrid' AND tablename = 'rejected'"
+        if postgres
+        else "SELECT name FROM sendgrid.sqlite_master WHERE type = 'index' AND tbl_name='rejected'"
+    )
+    assert "ix_rejected_received_at" not in {
+        row[0] for row in query(empty_database_url, sa.text(listed))
+    }
+
+    result = cli("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert "source schemas: upgraded sendgrid" in result.output
+    assert "ix_rejected_received_at" in {
+        row[0] for row in query(empty_database_url, sa.text(listed))
+    }
+    rows = query(empty_database_url, sa.select(sources.c.schema_version))
+    assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
+
+
 def test_migrate_brings_a_first_release_control_schema_to_managed_webhooks(
     cli: Invoke,
     empty_database_url: str,

@@ -49,9 +49,10 @@ _DOWNLOAD_CHUNK = 64 * 1024
 _REVOKED = "The provided authorization grant is invalid, expired, or revoked"
 
 
-def _refusal(account: FakeAccountState, path: str) -> JSONResponse | None:
-    """The answer of an account switched to refuse this API path, if it is."""
-    if account.key_revoked:
+def _refusal(account: FakeAccountState, path: str, authorization: str) -> JSONResponse | None:
+    """The answer of an account switched to refuse this API path or key, if it is."""
+    key = authorization.removeprefix("Bearer ").strip()
+    if account.key_revoked or key in account.revoked_keys:
         body = {"errors": [{"message": _REVOKED, "field": None, "help": None}]}
         return JSONResponse(body, status_code=401)
     if account.unavailable:
@@ -87,7 +88,7 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
                     status_code=429,
                     headers=rate_limit_headers(0, reset),
                 )
-            refused = _refusal(account, path)
+            refused = _refusal(account, path, request.headers.get("authorization", ""))
             if refused is not None:
                 refused.headers.update(rate_limit_headers(599, reset))
                 return refused

@@ -96,6 +96,7 @@ class FakeAccountState:
 
     # --- faults ---------------------------------------------------------------------------
     key_revoked: bool = False  # every API call answers 401
+    revoked_keys: set[str] = field(default_factory=set)  # calls with these keys answer 401
     unavailable: bool = False  # every API call answers 503
     forbidden: set[str] = field(default_factory=set)  # paths answered 403 (a missing scope)
     # Every Nth API request answers 429 until the next second; 0 turns this off.

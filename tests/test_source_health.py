@@ -37,6 +37,7 @@ def source(
         api_key_fingerprint="abc",
         scopes=[],
         sync_interval_seconds=10800,
+        stats_timezone="UTC",
         collections=["lists"],
         created_at=NOW - timedelta(days=3),
         updated_at=NOW - timedelta(days=3),

@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     admin.include_router(completeness_api.router)
     admin.include_router(activity_api.router)
     admin.include_router(sync_relay.router)
+    admin.include_router(sync_relay.backfill_router)
     admin.include_router(overview_api.router)
     app = create_service_app(
         service="ingest",

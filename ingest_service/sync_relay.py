@@ -1,5 +1,6 @@
-"""The sync service's run API, relayed: `GET` and `POST /sources/{id}/syncs` on the ingest
-service answer what the sync service at SYNC_URL answers.
+"""The sync service's run API, relayed: `GET` and `POST /sources/{id}/syncs` and
+`/sources/{id}/backfills` on the ingest service answer what the sync service at SYNC_URL
+answers.
 
 The console is served by the ingest service and calls one origin; the runs belong to the
 sync service, which owns the ledger and carries the runs out. Relaying over HTTP keeps the
@@ -12,13 +13,23 @@ looked for, so the console can tell the operator what to start.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from shared.errors import BadGateway
 from shared.registry import SourceRegistry
-from shared.schemas import ErrorBody, SyncRun, SyncRunList, SyncStarted
+from shared.schemas import (
+    BackfillList,
+    BackfillRequest,
+    BackfillRun,
+    BackfillStarted,
+    ErrorBody,
+    SyncRun,
+    SyncRunList,
+    SyncStarted,
+)
 
 # A run is started in the background there, so both calls answer at once.
 RELAY_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -31,13 +42,18 @@ class SyncRelay:
         self._headers = {"Authorization": f"Bearer {admin_token}"}
 
     async def send(
-        self, method: str, path: str, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
     ) -> httpx.Response:
         try:
             response = await self.http.request(
                 method,
                 self.base_url + path,
                 params=params,
+                json=json,
                 headers=self._headers,
                 timeout=RELAY_TIMEOUT,
             )
@@ -114,3 +130,45 @@ async def list_syncs(
     source = await _registry(request).rows.get(source_id, include_removed=True)
     relay = get_relay(request)
     return _relayed(await relay.send("GET", f"/sources/{source.id}/syncs", {"limit": limit}))
+
+
+backfill_router = APIRouter(
+    prefix="/sources/{source_id}/backfills",
+    tags=["backfills"],
+    responses={code: {"model": ErrorBody} for code in (400, 401, 404, 409, 502)},
+)
+
+
+@backfill_router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=BackfillStarted)
+async def start_backfill(
+    source_id: str,
+    request: Request,
+    body: Annotated[BackfillRequest | None, Body()] = None,
+) -> Response:
+    """Backfill the source's events from SendGrid's Email Logs (default: the last 30 days),
+    in the sync service (relayed): an interrupted backfill is resumed instead; 409 while one
+    is running."""
+    source = await _registry(request).rows.get(source_id)
+    payload = (body or BackfillRequest()).model_dump(mode="json", exclude_unset=True)
+    relay = get_relay(request)
+    return _relayed(await relay.send("POST", f"/sources/{source.id}/backfills", json=payload))
+
+
+@backfill_router.get("", response_model=BackfillList)
+async def list_backfills(
+    source_id: str,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    """The source's backfills, newest first, with their progress and counts (relayed)."""
+    source = await _registry(request).rows.get(source_id, include_removed=True)
+    relay = get_relay(request)
+    return _relayed(await relay.send("GET", f"/sources/{source.id}/backfills", {"limit": limit}))
+
+
+@backfill_router.get("/{backfill_id}", response_model=BackfillRun)
+async def get_backfill(source_id: str, backfill_id: str, request: Request) -> Response:
+    """One backfill as it stands (relayed): poll it to follow a running one."""
+    source = await _registry(request).rows.get(source_id, include_removed=True)
+    path = f"/sources/{source.id}/backfills/{quote(backfill_id, safe='')}"
+    return _relayed(await get_relay(request).send("GET", path))

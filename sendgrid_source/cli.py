@@ -1,7 +1,8 @@
 """The `sendgrid-source` command: run the services, migrate, and manage sources.
 
 The commands live beside it: `sources_commands` (sources ...), `migrate_command`,
-`completeness_command`, and `output` (printing and failing) which they all share.
+`completeness_command`, `backfill_command`, and `output` (printing and failing) which they
+all share.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
 
+from sendgrid_source.backfill_command import backfill
 from sendgrid_source.completeness_command import completeness
 from sendgrid_source.migrate_command import migrate as run_migrations
 from sendgrid_source.output import DATABASE_ERRORS, database_problem, fail, out, settings_or_exit
@@ -35,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(sources_app, name="sources")
 app.command("completeness")(completeness)
+app.command("backfill")(backfill)
 
 
 def main() -> None:

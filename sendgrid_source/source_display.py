@@ -23,6 +23,9 @@ def print_source(out: Console, source: SourcePublic) -> None:
     out.print(f"  interval     {_duration(interval)} ({interval} s)")
     out.print(f"  collections  {', '.join(source.collections)}")
     out.print(f"  stats zone   {source.stats_timezone}")
+    out.print(f"  repair days  {'on' if source.completeness_repair else 'off'}")
+    if source.backfill_days:
+        out.print(f"  history      {source.backfill_days} days backfilled at registration")
     out.print(f"  created      {_moment(source.created_at)}")
     out.print(f"  updated      {_moment(source.updated_at)}")
     print_management(out, source)

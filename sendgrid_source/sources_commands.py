@@ -47,10 +47,15 @@ _OPTION_NAMES = {
     "adopt_webhook_id": "--adopt",
     "collections": "--collections",
     "stats_timezone": "--stats-timezone",
+    "backfill_days": "--backfill-days",
 }
 
 _COLLECTIONS_OPTION = (
     "The collections to sync, comma-separated (default: all): " + ", ".join(NAMES) + "."
+)
+_REPAIR_OPTION = (
+    "Backfill from Email Logs each day the daily reconciliation finds incomplete (within the "
+    "last 30 days), then reconcile it again."
 )
 _TIMEZONE_OPTION = (
     "The time zone of the SendGrid account's settings (IANA name, e.g. America/New_York), "
@@ -102,6 +107,16 @@ def sources_add(
     ] = None,
     collections: Annotated[str | None, typer.Option(help=_COLLECTIONS_OPTION)] = None,
     stats_timezone: Annotated[str, typer.Option(help=_TIMEZONE_OPTION)] = "UTC",
+    backfill_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Also fill the source with this many days (1-30) of past events from "
+            "SendGrid's Email Logs when it first syncs."
+        ),
+    ] = None,
+    completeness_repair: Annotated[
+        bool, typer.Option("--completeness-repair", help=_REPAIR_OPTION)
+    ] = False,
     configure_webhook: Annotated[
         bool,
         typer.Option(
@@ -123,6 +138,8 @@ def sources_add(
             "sync_interval": interval,
             "collections": _collection_list(collections),
             "stats_timezone": stats_timezone,
+            "backfill_days": backfill_days,
+            "completeness_repair": completeness_repair,
             "configure_webhook": configure_webhook,
         },
     )
@@ -230,6 +247,10 @@ def sources_update(
             help="Repair drift of the managed webhook's settings when it is checked.",
         ),
     ] = None,
+    completeness_repair: Annotated[
+        bool | None,
+        typer.Option("--completeness-repair/--no-completeness-repair", help=_REPAIR_OPTION),
+    ] = None,
 ) -> None:
     """Change a source as PATCH /sources/{id} does: only the options given change."""
     settings = settings_or_exit()
@@ -253,6 +274,7 @@ def sources_update(
             "region": region.value if region else None,
             "sync_interval": interval,
             "webhook_repair": webhook_repair,
+            "completeness_repair": completeness_repair,
             "collections": _collection_list(collections),
             "stats_timezone": stats_timezone,
         }.items()

@@ -55,6 +55,19 @@ async def write_days(
     await connection.execute(statement, rows)
 
 
+async def mark_repaired(
+    connection: AsyncConnection, tables: SourceTables, days: Sequence[date], now: datetime
+) -> None:
+    """Keep each metric's stored count of `days` as it was before a repair backfill; the
+    reconciliation that follows the backfill updates `stored_count` only."""
+    table = tables.completeness
+    await connection.execute(
+        table.update()
+        .where(table.c.day.in_(list(days)))
+        .values(stored_before_repair=table.c.stored_count, repaired_at=now)
+    )
+
+
 def _figures(row: Any) -> MetricFigures:
     return MetricFigures(row.metric, int(row.sendgrid_count), int(row.stored_count))
 
@@ -78,6 +91,7 @@ async def read_days(
         if not stored:
             continue
         figures = [_figures(row) for row in stored]
+        before = {row.metric: row.stored_before_repair for row in stored}
         status, line = verdict(figures)
         result.append(
             CompletenessDay(
@@ -85,6 +99,7 @@ async def read_days(
                 status=status,
                 verdict=line,
                 checked_at=max(row.checked_at for row in stored),
+                repaired_at=max((r.repaired_at for r in stored if r.repaired_at), default=None),
                 metrics=[
                     CompletenessMetric(
                         metric=f.metric,
@@ -93,6 +108,7 @@ async def read_days(
                         missing=f.missing,
                         ratio=f.ratio,
                         trend_only=not f.alarmed,
+                        stored_before_repair=before[f.metric],
                     )
                     for f in sorted(figures, key=lambda f: order.index(f.metric))
                 ],

@@ -102,6 +102,8 @@ class SourceRegistry:
             ),
             "collections": request.collections,
             "stats_timezone": request.stats_timezone,
+            "completeness_repair": request.completeness_repair,
+            "backfill_days": request.backfill_days,
             "schema_version": SOURCE_SCHEMA_VERSION,
             "created_at": now,
             "updated_at": now,
@@ -154,6 +156,8 @@ class SourceRegistry:
             changes["webhook_repair"] = request.webhook_repair
         if "collections" in fields:
             changes["collections"] = request.collections
+        if request.completeness_repair is not None:
+            changes["completeness_repair"] = request.completeness_repair
         new_zone = request.stats_timezone not in (None, source.stats_timezone)
         if new_zone:
             # The days reconciled so far were cut in the former zone: forgotten, and due again.

@@ -65,6 +65,14 @@ def _check_sync_interval(value: timedelta | None) -> timedelta | None:
     return value
 
 
+# SendGrid keeps 30 days of events behind Email Logs: no backfill reaches further.
+BACKFILL_MAX_DAYS = 30
+_REPAIR_HELP = (
+    "Backfill from Email Logs each day the reconciliation finds incomplete (within the last "
+    "30 days), then reconcile it again."
+)
+
+
 class SourceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +87,14 @@ class SourceCreate(BaseModel):
     stats_timezone: str = Field(
         DEFAULT_TIMEZONE, max_length=64, description=_TIMEZONE_HELP, examples=["Europe/Paris"]
     )
+    backfill_days: int | None = Field(
+        None,
+        ge=1,
+        le=BACKFILL_MAX_DAYS,
+        description="Also fill the source with this many days of past events from SendGrid's "
+        "Email Logs (at most 30, its retention) when it first syncs.",
+    )
+    completeness_repair: bool = Field(False, description=_REPAIR_HELP)
     configure_webhook: bool = Field(
         False,
         description="Configure the account's Event Webhook with the source's API key: adopt "
@@ -115,6 +131,7 @@ class SourceUpdate(BaseModel):
         None, description=_COLLECTIONS_HELP + " null: all of them again."
     )
     stats_timezone: str | None = Field(None, max_length=64, description=_TIMEZONE_HELP)
+    completeness_repair: bool | None = Field(None, description=_REPAIR_HELP)
 
     _api_key = field_validator("api_key")(
         lambda value: None if value is None else _clean_api_key(value)
@@ -167,6 +184,10 @@ class SourcePublic(BaseModel):
     sync_interval_seconds: int
     collections: list[str] = Field(description="the collections this source syncs")
     stats_timezone: str = Field(description="the time zone SendGrid's daily stats are cut in")
+    completeness_repair: bool = Field(False, description=_REPAIR_HELP)
+    backfill_days: int | None = Field(
+        None, description="the days of history asked for at registration"
+    )
     created_at: datetime
     updated_at: datetime
     warnings: list[str] = Field(default_factory=list)
@@ -211,6 +232,66 @@ class SyncStarted(BaseModel):
 
 class SyncRunList(BaseModel):
     runs: list[SyncRun]
+
+
+class BackfillRequest(BaseModel):
+    """`POST /sources/{id}/backfills`: the range of message creation times to read (default:
+    the last 30 days, all SendGrid keeps)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime | None = Field(None, description="default: `until` less `days`")
+    until: datetime | None = Field(None, description="default: now")
+    days: int = Field(BACKFILL_MAX_DAYS, ge=1, le=BACKFILL_MAX_DAYS)
+
+    @field_validator("since", "until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-11-01T00:00:00Z")
+        return value
+
+
+class BackfillRun(BaseModel):
+    """One backfill (`backfills`): its range, how far it got and what it came to."""
+
+    id: str
+    source_id: str
+    kind: Literal["backfill"] = "backfill"
+    trigger: str = Field(description="manual, initial (backfill_days) or repair")
+    status: str = Field(description="running, interrupted, succeeded, partial or failed")
+    since: datetime
+    until: datetime
+    reached: datetime = Field(description="every message created before this has been read")
+    progress: float = Field(description="the share of the range read, 0 to 1")
+    messages_listed: int
+    messages_read: int
+    messages_missing: int = Field(description="listed, then gone (past SendGrid's 30 days)")
+    messages_truncated: int = Field(
+        description="holding SendGrid's maximum of 100 events: older ones may be missing"
+    )
+    events_stored: int
+    duplicates: int = Field(description="events already stored (by the webhook or a backfill)")
+    rejected: int = Field(description="events kept in `rejected`, with their reason")
+    shortfall: str | None = Field(
+        description="listing windows SendGrid could not show whole, however narrow"
+    )
+    repair_days: list[str] | None
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+class BackfillStarted(BaseModel):
+    backfill_id: str
+    resumed: bool = Field(description="an interrupted backfill of the source was taken over")
+    since: datetime
+    until: datetime
+    reached: datetime
+
+
+class BackfillList(BaseModel):
+    backfills: list[BackfillRun]
 
 
 class EventSeries(BaseModel):
@@ -306,6 +387,9 @@ class CompletenessMetric(BaseModel):
         description="compared as a trend, never alarmed on (deferred, unique_opens, "
         "unique_clicks: see the README)"
     )
+    stored_before_repair: int | None = Field(
+        None, description="stored_count before the day's repair backfill (null: not repaired)"
+    )
 
 
 class CompletenessDay(BaseModel):
@@ -319,6 +403,11 @@ class CompletenessDay(BaseModel):
         ]
     )
     checked_at: datetime
+    repaired_at: datetime | None = Field(
+        None,
+        description="when a repair backfill of the day ended and it was reconciled again "
+        "(completeness_repair); metrics then carry stored_before_repair",
+    )
     metrics: list[CompletenessMetric]
 
 

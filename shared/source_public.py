@@ -30,6 +30,8 @@ def source_public(
         sync_interval_seconds=source.sync_interval(settings.SYNC_INTERVAL),
         collections=[collection.name for collection in selected(source.collections)],
         stats_timezone=source.stats_timezone,
+        completeness_repair=source.completeness_repair,
+        backfill_days=source.backfill_days,
         created_at=source.created_at,
         updated_at=source.updated_at,
         warnings=warnings or [],

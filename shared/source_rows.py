@@ -44,6 +44,10 @@ class Source:
     stats_timezone: str
     completeness_checked_at: datetime | None
     completeness_error: str | None
+    # Backfill each incomplete day found, and the days of history asked for at registration
+    # (the initial backfill, started by the sync service when it first sees the source).
+    completeness_repair: bool
+    backfill_days: int | None
     schema_version: int
     created_at: datetime
     updated_at: datetime

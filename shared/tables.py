@@ -76,6 +76,10 @@ sources = sa.Table(
     sa.Column("stats_timezone", sa.String(64), nullable=False, server_default="UTC"),
     sa.Column("completeness_checked_at", UTCDateTime),
     sa.Column("completeness_error", sa.Text),
+    # Whether a day the reconciliation finds incomplete is backfilled from Email Logs, and
+    # how many days of history the source was registered with (0005).
+    sa.Column("completeness_repair", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("backfill_days", sa.Integer),
     sa.Column("schema_version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -115,6 +119,43 @@ sync_run_collections = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
+)
+
+# Backfills of a source's events from SendGrid's Email Logs (0005). The row is the
+# backfill's progress: messages created before `reached` have all been read and written, so
+# an interrupted backfill resumes from there, and the counts are what it came to.
+backfills = sa.Table(
+    "backfills",
+    control_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "source_id", sa.String(36), sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("trigger", sa.String(16), nullable=False),  # manual, initial, repair
+    # running, interrupted (resumed by the next claim), succeeded, partial, failed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+    sa.Column("reached", UTCDateTime, nullable=False),
+    sa.Column("messages_listed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("messages_read", sa.BigInteger, nullable=False, server_default="0"),
+    # Gone by the time they were fetched (past SendGrid's retention): counted, not fatal.
+    sa.Column("messages_missing", sa.BigInteger, nullable=False, server_default="0"),
+    # Detail holding SendGrid's 100-event maximum: older events of it may not be listed.
+    sa.Column("messages_truncated", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("events_stored", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("duplicates", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rejected", sa.BigInteger, nullable=False, server_default="0"),
+    # Listing windows that stayed full however narrow (messages beyond them not listed).
+    sa.Column("shortfall", sa.Text),
+    # The days this backfill repairs (completeness_repair), reconciled again when it ends.
+    sa.Column("repair_days", JSONType),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("heartbeat_at", UTCDateTime),
+    sa.Column("worker", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_backfills_source_started", "source_id", "started_at"),
 )
 
 # Where each incremental collection of a source stands (0003): the latest `created` it has
@@ -256,6 +297,10 @@ class SourceTables:
             sa.Column("missing", sa.BigInteger, nullable=False),
             sa.Column("ratio", sa.Float),
             sa.Column("checked_at", UTCDateTime, nullable=False),
+            # A repair backfill (completeness_repair) keeps the stored count it started from
+            # here, so a repaired day shows before and after.
+            sa.Column("stored_before_repair", sa.BigInteger),
+            sa.Column("repaired_at", UTCDateTime),
         )
 
     def activity_select(self) -> sa.CompoundSelect[Any]:

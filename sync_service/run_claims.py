@@ -8,7 +8,6 @@ the claim; a run whose heartbeat stopped no longer blocks.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,18 +19,13 @@ from shared.clock import utcnow
 from shared.db import is_sqlite
 from shared.tables import sync_runs
 from sync_service.ledger import INTERRUPTED, Trigger
+from sync_service.source_locks import advisory_key, lock_free, try_lock, unlock
 
 __all__ = ["INTERRUPTED", "RunClaim", "claim_run", "fail_dead_runs"]
 
 # Heartbeats are written every HEARTBEAT_SECONDS; a run silent for STALE_AFTER is dead.
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER = timedelta(minutes=5)
-
-
-def advisory_key(source_id: str) -> int:
-    """A stable signed 64-bit lock key for a source, namespaced to this product."""
-    digest = hashlib.sha256(b"sendgrid-source sync:" + source_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 @dataclass
@@ -46,13 +40,7 @@ class RunClaim:
         if self.lock_connection is None:
             return
         connection, self.lock_connection = self.lock_connection, None
-        try:
-            await connection.scalar(
-                sa.select(sa.func.pg_advisory_unlock(advisory_key(self.source_id)))
-            )
-        finally:
-            # Closing the session releases the lock even if the unlock above failed.
-            await connection.close()
+        await unlock(connection, advisory_key(self.source_id))
 
 
 def _run_values(
@@ -81,19 +69,8 @@ async def claim_run(
 async def _claim_postgres(
     engine: AsyncEngine, source_id: str, trigger: Trigger, worker: str
 ) -> RunClaim | None:
-    connection = await engine.connect()
-    try:
-        # Autocommit: the lock belongs to the session, and the session must not sit idle in a
-        # transaction for the hours a large export can take.
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        locked = await connection.scalar(
-            sa.select(sa.func.pg_try_advisory_lock(advisory_key(source_id)))
-        )
-    except BaseException:
-        await connection.close()
-        raise
-    if not locked:
-        await connection.close()
+    connection = await try_lock(engine, advisory_key(source_id))
+    if connection is None:
         return None
     claim = RunClaim(str(uuid.uuid4()), source_id, trigger, utcnow(), connection)
     try:
@@ -151,20 +128,6 @@ async def _claim_sqlite(
     return RunClaim(run_id, source_id, trigger, now)
 
 
-def _lock_free(source_id: str) -> sa.TextClause:
-    """True when no session holds the source's advisory lock: no run of it is alive.
-
-    pg_locks shows a bigint advisory key as classid (high 32 bits), objid (low), objsubid 1.
-    """
-    key = advisory_key(source_id) & 0xFFFFFFFFFFFFFFFF
-    return sa.text(
-        "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND database = "
-        "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
-        "AND classid = CAST(:high AS oid) AND objid = CAST(:low AS oid) AND objsubid = 1 "
-        "AND granted)"
-    ).bindparams(high=str(key >> 32), low=str(key & 0xFFFFFFFF))
-
-
 async def fail_dead_runs(engine: AsyncEngine) -> int:
     """Mark `running` runs whose process died as failed; returns how many.
 
@@ -184,7 +147,7 @@ async def fail_dead_runs(engine: AsyncEngine) -> int:
         dead = (
             sync_runs.c.heartbeat_at < now - STALE_AFTER
             if is_sqlite(engine)
-            else _lock_free(source_id)
+            else lock_free(advisory_key(source_id))
         )
         async with engine.begin() as connection:
             result = await connection.execute(

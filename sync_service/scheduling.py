@@ -5,6 +5,9 @@ yet, gets its initial sync at once. A removed source loses its job. Each job is 
 time (`max_instances=1`) with missed runs collapsed into one (`coalesce`); across replicas the
 database claim in `run_claims` keeps runs of one source apart.
 
+Each pass also starts the backfills due (`backfill_schedule`): interrupted ones resumed, a
+new source's history, the repair of days found incomplete.
+
 Every sync run ends with the reconciliation against SendGrid's daily statistics; one more job
 (`completeness`, hourly) reconciles each source whose last reconciliation is a day old, so a
 source whose syncs are rarer than daily, or keep failing, is still reconciled every day.
@@ -20,6 +23,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from shared import completeness_gauge, webhook_gauge
 from shared.clock import utcnow
+from sync_service.backfill_schedule import start_due_backfills
+from sync_service.backfill_service import BackfillService
 from sync_service.ledger import Trigger, last_run_started
 from sync_service.run_claims import fail_dead_runs
 from sync_service.service import SyncService
@@ -38,8 +43,14 @@ def job_id(source_id: str) -> str:
 
 
 class SyncScheduler:
-    def __init__(self, service: SyncService, scheduler: Any | None = None) -> None:
+    def __init__(
+        self,
+        service: SyncService,
+        scheduler: Any | None = None,
+        backfills: BackfillService | None = None,
+    ) -> None:
         self.service = service
+        self.backfills = backfills
         self.scheduler: Any = scheduler or AsyncIOScheduler(timezone="UTC")
         self._intervals: dict[str, int] = {}
 
@@ -87,6 +98,11 @@ class SyncScheduler:
             await completeness_gauge.refresh(deps.engine)
         except Exception:
             log.exception("the completeness gauge was not refreshed")
+        if self.backfills is not None:
+            try:
+                await start_due_backfills(self.backfills)
+            except Exception:
+                log.exception("due backfills were not started")
         for source_id in list(self._intervals):
             if source_id not in sources:
                 self.scheduler.remove_job(job_id(source_id))

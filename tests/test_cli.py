@@ -124,7 +124,7 @@ def test_migrate_twice_is_idempotent(
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
     first = cli("migrate")
     assert first.exit_code == 0, first.output
-    assert "upgraded from an empty database to 0004" in first.output
+    assert "upgraded from an empty database to 0005" in first.output
 
     assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
     # An older source schema is brought up to date by the next migrate, and only by it.
@@ -133,10 +133,10 @@ def test_migrate_twice_is_idempotent(
     third = cli("migrate")
 
     assert second.exit_code == 0, second.output
-    assert "already at revision 0004" in second.output
+    assert "already at revision 0005" in second.output
     assert "source schemas: upgraded sendgrid" in second.output
     assert third.exit_code == 0, third.output
-    assert "already at revision 0004" in third.output
+    assert "already at revision 0005" in third.output
     assert "source schemas: all up to date" in third.output
     rows = query(empty_database_url, sa.select(sources.c.schema_version))
     assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
@@ -238,7 +238,7 @@ def test_migrate_brings_a_first_release_control_schema_to_managed_webhooks(
     result = cli("migrate")
 
     assert result.exit_code == 0, result.output
-    assert "upgraded from 0001 to 0004" in result.output
+    assert "upgraded from 0001 to 0005" in result.output
     rows = query(empty_database_url, sa.select(sources.c.name, sources.c.webhook_repair))
     assert [(row.name, row.webhook_repair) for row in rows] == [("SendGrid", False)]
     assert query(empty_database_url, sa.select(sa.func.count()).select_from(webhook_findings)) == [
@@ -268,7 +268,7 @@ def test_migrate_brings_a_0002_database_to_every_collection(
     result = cli("migrate")
 
     assert result.exit_code == 0, result.output
-    assert "upgraded from 0002 to 0004" in result.output
+    assert "upgraded from 0002 to 0005" in result.output
     assert "source schemas: upgraded sendgrid" in result.output
     rows = query(empty_database_url, sa.select(sources.c.collections, sources.c.schema_version))
     assert [(row.collections, row.schema_version) for row in rows] == [
@@ -327,7 +327,7 @@ def test_migrate_brings_a_0003_database_to_reconciliation(
     result = cli("migrate")
 
     assert result.exit_code == 0, result.output
-    assert "upgraded from 0003 to 0004" in result.output
+    assert "upgraded from 0003 to 0005" in result.output
     assert "source schemas: upgraded sendgrid" in result.output
     rows = query(
         empty_database_url,
@@ -361,7 +361,7 @@ def test_sources_need_an_up_to_date_database(on_database: Invoke, database_url: 
     query(database_url, alembic_version.update().values(version_num="0000"))
     result = on_database("sources", "list")
     assert result.exit_code == 1
-    assert "the database is at revision 0000, not 0004: run migrate first" in result.stderr
+    assert "the database is at revision 0000, not 0005: run migrate first" in result.stderr
 
 
 # --- sources -------------------------------------------------------------------------------

@@ -41,8 +41,9 @@ CONTROL_SCHEMA = "sendgrid_source"
 # Bump when the source-schema layout changes; `shared.warehouse` upgrades older schemas.
 # 2: object tables have `content_hash`; 3: the collections of suppressions, templates,
 # senders and statistics; 4: `rejected` has an index on `received_at`; 5: event tables
-# indexed on `timestamp`, and `completeness`.
-SOURCE_SCHEMA_VERSION = 5
+# indexed on `timestamp`, and `completeness`; 6: `completeness` keeps the counts before a
+# repair, and event tables say where each event came from (`origin`).
+SOURCE_SCHEMA_VERSION = 6
 
 
 control_metadata = sa.MetaData()

@@ -52,6 +52,14 @@ async def upgrade_source_schema(connection: AsyncConnection, schema: str, versio
                 await connection.execute(
                     sa.text(f"ALTER TABLE {schema}.{table.name} ADD COLUMN content_hash BIGINT")
                 )
+    if version < 6:  # completeness keeps the stored counts before a repair backfill
+        for name in ("stored_before_repair", "repaired_at"):
+            column = tables.completeness.c[name]
+            if not await _has_column(connection, tables.completeness, name):
+                kind = column.type.compile(connection.dialect)
+                await connection.execute(
+                    sa.text(f"ALTER TABLE {schema}.completeness ADD COLUMN {name} {kind}")
+                )
     await create_source_schema(connection, schema)
     return SOURCE_SCHEMA_VERSION
 

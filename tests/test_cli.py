@@ -31,6 +31,7 @@ from shared.settings import Settings, get_settings
 from shared.tables import (
     CONTROL_SCHEMA,
     SOURCE_SCHEMA_VERSION,
+    backfills,
     source_tables,
     sources,
     sync_cursors,
@@ -1004,3 +1005,43 @@ def test_up_runs_both_services_and_stops_them_on_sigterm(tmp_path: Path) -> None
                     os.kill(pid, signal.SIGKILL)
             up.kill()
             up.wait()
+
+
+def test_migrate_brings_a_0004_database_to_backfills(
+    cli: Invoke,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sendgrid: respx.MockRouter,
+) -> None:
+    migrated_with_a_source(cli, empty_database_url, monkeypatch)
+    # What revision 0004 and source schema version 5 had: no backfills, no repair setting,
+    # no counts kept from before a repair.
+    control = _control(empty_database_url, "sources")
+    for column in ("completeness_repair", "backfill_days"):
+        query(empty_database_url, sa.text(f"ALTER TABLE {control} DROP COLUMN {column}"))
+    query(empty_database_url, sa.text(f"DROP TABLE {_control(empty_database_url, 'backfills')}"))
+    for column in ("stored_before_repair", "repaired_at"):
+        query(
+            empty_database_url, sa.text(f"ALTER TABLE sendgrid.completeness DROP COLUMN {column}")
+        )
+    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
+    query(empty_database_url, alembic_version.update().values(version_num="0004"))
+    query(empty_database_url, sources.update().values(schema_version=5))
+
+    result = cli("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert "upgraded from 0004 to 0005" in result.output
+    assert "source schemas: upgraded sendgrid" in result.output
+    rows = query(
+        empty_database_url,
+        sa.select(sources.c.completeness_repair, sources.c.backfill_days, sources.c.schema_version),
+    )
+    assert [tuple(row) for row in rows] == [(False, None, SOURCE_SCHEMA_VERSION)]
+    assert query(empty_database_url, sa.select(sa.func.count()).select_from(backfills)) == [(0,)]
+    assert query(
+        empty_database_url,
+        sa.text(
+            "SELECT count(stored_before_repair), count(repaired_at) FROM sendgrid.completeness"
+        ),
+    ) == [(0, 0)]

@@ -221,3 +221,28 @@ async def test_get_source_shows_webhook_summary(ingest: httpx.AsyncClient) -> No
     unknown = await ingest.get("/sources/nope")
     assert unknown.status_code == 404
     assert unknown.json() == {"error": {"code": "not_found", "message": "no source with id 'nope'"}}
+
+
+async def test_history_and_repair_are_chosen_at_registration_and_repair_changed_later(
+    ingest: httpx.AsyncClient,
+) -> None:
+    created = await create(ingest, backfill_days=30, completeness_repair=True)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["backfill_days"], body["completeness_repair"]) == (30, True)
+
+    changed = await ingest.patch(f"/sources/{body['id']}", json={"completeness_repair": False})
+
+    assert changed.status_code == 200, changed.text
+    shown = (await ingest.get(f"/sources/{body['id']}")).json()
+    assert (shown["backfill_days"], shown["completeness_repair"]) == (30, False)
+
+
+async def test_more_history_than_sendgrid_keeps_is_refused_with_the_limit(
+    ingest: httpx.AsyncClient,
+) -> None:
+    response = await create(ingest, backfill_days=31)
+
+    assert response.status_code == 422
+    assert "backfill_days" in response.text
+    assert "30" in response.text

@@ -17,7 +17,7 @@ JSON = dict[str, Any]
 # What real webhook events carry and the reference's transcribed samples leave out
 # (event-webhook.md §2.2: "real delivered/bounce events carry ip and tls"; a captured bounce
 # has `tls: 0`). Email Logs requires `ip` on a delivery (`DeliveredEvent`).
-_AS_SENT = {
+_AS_SENT: dict[str, JSON] = {
     "delivered": {"ip": "149.72.154.232", "tls": 0},
     "bounce": {"tls": 0},
 }

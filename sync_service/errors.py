@@ -18,6 +18,8 @@ _REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("/v3/marketing/", "the marketing.read scope (Marketing Campaigns)"),
     ("/v3/contactdb/", "the marketing_campaigns.read scope (Legacy Marketing Campaigns)"),
     ("/v3/campaigns", "the marketing_campaigns.read scope (Legacy Marketing Campaigns)"),
+    # SendGrid documents no scope for Email Logs (more-apis.md §4.2), so none is named.
+    ("/v3/logs", "access to the Email Logs API (SendGrid does not document its scope)"),
 )
 
 
@@ -89,3 +91,37 @@ class OffHostLink(SendGridError):
 
 class ExportFailed(SendGridError):
     """The contacts export job ended in `failure`, or never became ready in time."""
+
+
+# What a person can do about a refused Email Logs read. SendGrid says every email customer has
+# 30 days of Email Logs but documents neither a plan or add-on gate nor the API key permission
+# it needs (more-apis.md §4.2, §7), so the message says what is known and what is not.
+EMAIL_LOGS_FORBIDDEN_ADVICE = (
+    "the SendGrid account must have the Email Logs API (SendGrid keeps 30 days of email events"
+    " for every email customer; whether a plan or add-on gates the API is not documented), and"
+    " the API key must be allowed to read it: SendGrid does not document the permission's name,"
+    " so give the source a Full Access key, or one whose permissions include Email Logs"
+    " (Email Activity) read access"
+)
+EMAIL_LOGS_UNAUTHORIZED_ADVICE = (
+    "the API key is wrong, revoked or expired: give the source a valid key"
+)
+
+
+class EmailLogsRefused(SendGridError):
+    """401 or 403 from the Email Logs API: reading events back cannot go on with this key.
+
+    Raised from the `AuthRejected` or `SendGridForbidden` the client raised (its `__cause__`).
+    """
+
+    def __init__(self, status_code: int, path: str, detail: str = "") -> None:
+        self.status_code = status_code
+        self.path = path
+        self.detail = detail
+        advice = (
+            EMAIL_LOGS_UNAUTHORIZED_ADVICE if status_code == 401 else EMAIL_LOGS_FORBIDDEN_ADVICE
+        )
+        said = f" ({detail})" if detail else ""
+        super().__init__(
+            f"SendGrid refused the Email Logs API with {status_code} on {path}{said}: {advice}"
+        )

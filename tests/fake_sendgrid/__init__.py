@@ -3,9 +3,10 @@ benchmark alike:
 
 - payloads.py: every answer's shape (lists, segments, single sends, the export job, error
   bodies, rate-limit headers, token pages);
-- suppressions.py, templates.py, senders.py, marketing_stats.py, stats.py, webhooks.py: one
-  part of the API each, its shapes and its routes; params.py: query parameters refused with
-  SendGrid's 400;
+- suppressions.py, templates.py, senders.py, marketing_stats.py, stats.py, webhooks.py,
+  email_logs.py: one part of the API each, its shapes and its routes (Email Logs with its
+  query language in logs_query.py and its messages, made of webhook events, in
+  logs_messages.py); params.py: query parameters refused with SendGrid's 400;
 - state.py: `FakeAccountState`, one account: explicit objects a test sets, or
   `generated_account(...)` of any size; the faults it is switched to and what it was asked;
 - contacts.py: explicit `Contact`s or `GeneratedContacts`, and the export files made of them;

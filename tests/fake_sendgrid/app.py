@@ -1,8 +1,8 @@
 """SendGrid's API, answered from a `FakeAccountState` (state.py): Marketing Campaigns here with
 the shapes of payloads.py, the other parts from their own modules (suppressions, templates,
-senders, marketing_stats, stats, webhooks); the one set of request handlers, whether the app
-runs as a server (server.py), behind httpx.ASGITransport, or behind respx routes
-(respx_route.py). Every refused query is a 400 with SendGrid's error body (params.py).
+senders, marketing_stats, stats, webhooks, email_logs); the one set of request handlers,
+whether the app runs as a server (server.py), behind httpx.ASGITransport, or behind respx
+routes (respx_route.py). Every refused query is a 400 with SendGrid's error body (params.py).
 
 Prism (the spec's mock server) cannot exercise a sync: it ignores page tokens, hands out
 off-host `next` links, never finishes an export and sends no rate-limit headers. This app
@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from tests.fake_sendgrid.contacts import GeneratedContacts, export_builder
+from tests.fake_sendgrid.email_logs import add_email_logs_routes
 from tests.fake_sendgrid.marketing_stats import add_marketing_stats_routes
 from tests.fake_sendgrid.params import BadRequest, bad_request_answer, int_param, page_offset
 from tests.fake_sendgrid.payloads import (
@@ -68,6 +69,7 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
     app.state.account = account
     app.add_exception_handler(BadRequest, bad_request_answer)
     add_webhook_routes(app, account.webhooks)
+    add_email_logs_routes(app, account.email_logs)
     add_stats_routes(app, account)
     add_suppression_routes(app, account)
     add_template_routes(app, account)
@@ -93,7 +95,9 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
                 refused.headers.update(rate_limit_headers(599, reset))
                 return refused
         response: Response = await call_next(request)
-        response.headers.update(rate_limit_headers(599, reset))
+        # A route that answered its own rate-limit headers (Email Logs' 429s) keeps them.
+        for name, value in rate_limit_headers(599, reset).items():
+            response.headers.setdefault(name, value)
         return response
 
     def page(request: Request, items: list[JSON]) -> JSONResponse:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.fake_sendgrid.contacts import GENERATED_FIELDS, Contacts, GeneratedContacts
+from tests.fake_sendgrid.email_logs import EmailLogsAccount
 from tests.fake_sendgrid.marketing_stats import automation_stat, singlesend_stat
 from tests.fake_sendgrid.payloads import (
     GLOBAL_STATS_METRICS,
@@ -59,6 +60,8 @@ class FakeAccountState:
     legacy: dict[str, list[JSON]] | None = None
     # Its Event Webhooks (webhooks.py).
     webhooks: WebhookAccount = field(default_factory=WebhookAccount)
+    # Its Email Logs: messages and their events, and that API's faults (email_logs.py).
+    email_logs: EmailLogsAccount = field(default_factory=EmailLogsAccount)
     # Its global email statistics (stats.py): "YYYY-MM-DD" -> the day's non-zero metrics.
     daily_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     # Its suppression lists (suppressions.py), by the name in their path: every kind present.

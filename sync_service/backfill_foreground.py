@@ -21,6 +21,7 @@ from sync_service.backfill_ledger import BackfillRecord
 from sync_service.backfill_service import BackfillService, backfill_range
 from sync_service.runner import SyncDependencies
 
+_AT = "%Y-%m-%d %H:%M:%S"
 _STYLES = {"succeeded": "green", "partial": "yellow", "interrupted": "yellow", "failed": "red"}
 
 
@@ -37,8 +38,8 @@ def summary_table(record: BackfillRecord) -> Table:
     table.add_column("measure")
     table.add_column("value", overflow="fold")
     rows = [
-        ("messages created", f"{record.since:%Y-%m-%d %H:%M:%S} to {record.until:%Y-%m-%d %H:%M:%S} UTC"),
-        ("read up to", f"{record.reached:%Y-%m-%d %H:%M:%S} UTC ({record.progress:.0%})"),
+        ("messages created", f"{record.since:{_AT}} to {record.until:{_AT}} UTC"),
+        ("read up to", f"{record.reached:{_AT}} UTC ({record.progress:.0%})"),
         ("messages listed / read", f"{record.messages_listed:,} / {record.messages_read:,}"),
         ("gone before read (past 30 days)", f"{record.messages_missing:,}"),
         ("with 100 events (older may be missing)", f"{record.messages_truncated:,}"),
@@ -74,7 +75,7 @@ async def backfill_in_foreground(
                     f"resuming the interrupted backfill {claim.id} at "
                     f"{claim.reached:%Y-%m-%d %H:%M:%S} UTC (its range, not the one asked for)"
                 )
-            span = max(1.0, (claim.until - claim.since).total_seconds())
+            span = max(1, int((claim.until - claim.since).total_seconds()))
             with Progress(
                 TextColumn("backfill {task.fields[source]}"),
                 BarColumn(),
@@ -83,7 +84,7 @@ async def backfill_in_foreground(
                 TimeElapsedColumn(),
                 console=console,
             ) as progress:
-                done = (claim.reached - claim.since).total_seconds()
+                done = int((claim.reached - claim.since).total_seconds())
                 task = progress.add_task(
                     "backfill", total=span, completed=done, source=source.name, counts=""
                 )
@@ -91,7 +92,7 @@ async def backfill_in_foreground(
                 def show(record: BackfillRecord) -> None:
                     progress.update(
                         task,
-                        completed=(record.reached - record.since).total_seconds(),
+                        completed=int((record.reached - record.since).total_seconds()),
                         counts=_counts(record),
                     )
 

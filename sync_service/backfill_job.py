@@ -36,7 +36,7 @@ from sync_service.backfill_ledger import (
     get_backfill,
 )
 from sync_service.client import SendGridClient
-from sync_service.email_logs import LogsWindow, read_email_logs
+from sync_service.email_logs import MAX_LIMIT, LogsWindow, read_email_logs
 from sync_service.errors import EmailLogsRefused, SendGridError
 from sync_service.log_events import MappedEvent, UnmappedEvent, webhook_events
 from sync_service.run_claims import HEARTBEAT_SECONDS
@@ -67,7 +67,10 @@ def window_events(window: LogsWindow) -> tuple[list[MappedEvent], list[UnmappedE
     unmapped: list[UnmappedEvent] = []
     for message in window.messages:
         for event in webhook_events(message.detail):
-            (mapped if isinstance(event, MappedEvent) else unmapped).append(event)
+            if isinstance(event, MappedEvent):
+                mapped.append(event)
+            else:
+                unmapped.append(event)
     return mapped, unmapped
 
 
@@ -88,6 +91,8 @@ async def execute_backfill(
     source: Source,
     claim: BackfillClaim,
     progress: BackfillProgress | None = None,
+    *,
+    listing_limit: int = MAX_LIMIT,
 ) -> BackfillRecord:
     """Run a claimed backfill to its end, record it, release the claim; the final row."""
     show = progress or _no_progress
@@ -105,7 +110,8 @@ async def execute_backfill(
     error: str | None = None
     shortfalls: list[str] = []
     try:
-        async for window in read_email_logs(client, claim.reached, claim.until):
+        windows = read_email_logs(client, claim.reached, claim.until, limit=listing_limit)
+        async for window in windows:
             stored = await _store_window(deps, source, window)
             counts = WindowCounts(
                 messages_listed=window.listed,

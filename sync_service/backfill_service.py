@@ -14,6 +14,7 @@ from shared.source_rows import Source
 from sync_service.backfill_claims import BackfillClaim, BackfillTrigger, claim_backfill
 from sync_service.backfill_job import BackfillProgress, execute_backfill
 from sync_service.backfill_ledger import BackfillRecord, get_backfill, list_backfills
+from sync_service.email_logs import MAX_LIMIT
 from sync_service.runner import SyncDependencies
 from sync_service.service import worker_name
 
@@ -37,8 +38,10 @@ def backfill_range(request: BackfillRequest, now: datetime) -> tuple[datetime, d
 
 
 class BackfillService:
-    def __init__(self, deps: SyncDependencies) -> None:
+    def __init__(self, deps: SyncDependencies, *, listing_limit: int = MAX_LIMIT) -> None:
         self.deps = deps
+        # Messages per Email Logs listing (SendGrid's maximum; tests use fewer).
+        self.listing_limit = listing_limit
         self.worker = worker_name()
         self._background: set[asyncio.Task[BackfillRecord]] = set()
 
@@ -77,14 +80,16 @@ class BackfillService:
         return claim
 
     def run_in_background(self, source: Source, claim: BackfillClaim) -> None:
-        task = asyncio.create_task(execute_backfill(self.deps, source, claim))
+        task = asyncio.create_task(self.run(source, claim))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def run(
         self, source: Source, claim: BackfillClaim, progress: BackfillProgress | None = None
     ) -> BackfillRecord:
-        return await execute_backfill(self.deps, source, claim, progress)
+        return await execute_backfill(
+            self.deps, source, claim, progress, listing_limit=self.listing_limit
+        )
 
     async def list(self, source_id: str, limit: int = 50) -> list[BackfillRecord]:
         source = await self.deps.sources.get(source_id, include_removed=True)

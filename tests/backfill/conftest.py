@@ -1,0 +1,91 @@
+"""Backfills against the fake SendGrid's Email Logs, beside the real receiver on the same
+database: a source registered through the ingest service, its webhook path to post to, and the
+sync service's backfill machinery with a clock that never waits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.clock import utcnow
+from shared.db import create_engine
+from shared.settings import Settings
+from shared.source_rows import Source
+from sync_service.backfill_ledger import BackfillRecord
+from sync_service.backfill_service import BackfillService
+from sync_service.client import RetryPolicy
+from sync_service.runner import SyncDependencies
+from tests.fake_sendgrid.respx_route import FakeAccount
+from tests.reconciliation_helpers import post_events
+from tests.sync.fakes import FakeTime
+from tests.webhook_helpers import new_source
+
+JSON = dict[str, Any]
+
+
+@pytest.fixture
+async def deps(
+    settings: Settings, account: FakeAccount, ingest_app: FastAPI
+) -> AsyncIterator[SyncDependencies]:
+    fake_time = FakeTime()
+    engine = create_engine(settings.DATABASE_URL)
+    async with httpx.AsyncClient() as http:
+        yield SyncDependencies(
+            engine,
+            http,
+            settings,
+            retry=RetryPolicy(max_attempts=3),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+        )
+    await engine.dispose()
+
+
+@pytest.fixture
+def backfills(deps: SyncDependencies) -> BackfillService:
+    return BackfillService(deps)
+
+
+@pytest.fixture
+async def webhook_source(ingest: httpx.AsyncClient) -> JSON:
+    """A source as the ingest service registers it, with its webhook `path`."""
+    return await new_source(ingest)
+
+
+async def source_row(deps: SyncDependencies, created: JSON) -> Source:
+    return await deps.sources.get(created["id"])
+
+
+def recent(hours_ago: float) -> datetime:
+    """A moment within Email Logs' 30 days, on whole seconds (the listing's resolution)."""
+    return (utcnow() - timedelta(hours=hours_ago)).replace(microsecond=0)
+
+
+async def backfill(
+    backfills: BackfillService,
+    source: Source,
+    since: datetime,
+    until: datetime,
+    **kw: Any,
+) -> BackfillRecord:
+    claim = await backfills.claim(source, "manual", since, until)
+    assert claim is not None
+    return await backfills.run(source, claim, **kw)
+
+
+def in_email_logs(account: FakeAccount, events: list[JSON], created_at: datetime) -> None:
+    """Each webhook event as one message of Email Logs (its own `sg_message_id`), created at
+    `created_at`."""
+    by_message: dict[str, list[JSON]] = {}
+    for event in events:
+        by_message.setdefault(event["sg_message_id"], []).append(event)
+    for sg_message_id, message_events in by_message.items():
+        account.email_logs.add(sg_message_id, message_events, created_at=created_at)
+
+
+__all__ = ["post_events"]

@@ -14,7 +14,8 @@ import sqlite3
 
 from sqlalchemy.exc import DBAPIError
 
-_RACE_SQLSTATES = frozenset({"23505", "40P01"})  # unique_violation, deadlock_detected
+_UNIQUE_VIOLATION = "23505"
+_RACE_SQLSTATES = frozenset({_UNIQUE_VIOLATION, "40P01"})  # and deadlock_detected
 # SQLite has one writer at a time, so it never deadlocks; a race is a key another process
 # (a second ingest worker) stored between the look-up and the insert.
 _RACE_SQLITE_ERRORS = frozenset({"SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE"})
@@ -27,3 +28,11 @@ def lost_write_race(exc: BaseException) -> bool:
     if isinstance(error, sqlite3.Error):
         return getattr(error, "sqlite_errorname", None) in _RACE_SQLITE_ERRORS
     return getattr(error, "sqlstate", None) in _RACE_SQLSTATES
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """`exc` is a primary key or unique index refusing a row (not a deadlock)."""
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorname", None) in _RACE_SQLITE_ERRORS
+    return getattr(error, "sqlstate", None) == _UNIQUE_VIOLATION

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from ingest_service.bulk import insert_new_rows
+from ingest_service.bulk import insert_all_unless_stored, insert_new_rows
 from ingest_service.parsing import parse_body
 from shared.tables import source_tables
 from tests.webhook_helpers import body_of, new_source
@@ -44,3 +44,51 @@ async def test_insert_new_rows_returns_only_ids_not_stored_before(
     assert rows[4].tls is True
     assert rows[4].category == ["a"]
     assert rows[4].custom_args == {"userid": "4"}
+
+
+async def test_insert_all_unless_stored_inserts_every_record_or_none(
+    ingest: httpx.AsyncClient, ingest_app: FastAPI
+) -> None:
+    source = await new_source(ingest)
+    table = source_tables(source["schema"]).events["delivered"]
+    now = datetime.now(UTC)
+    first = parse_body(body_of([delivered(n) for n in range(3)]), now).rows["delivered"]
+    overlapping = parse_body(body_of([delivered(n) for n in range(2, 6)]), now).rows["delivered"]
+    new = parse_body(body_of([delivered(n) for n in range(6, 8)]), now).rows["delivered"]
+    engine = ingest_app.state.engine
+    async with engine.begin() as connection:
+        assert await insert_all_unless_stored(connection, table, first)
+    async with engine.begin() as connection:
+        # bulk-2 is stored: refused whole, and the transaction goes on after the refusal.
+        assert not await insert_all_unless_stored(connection, table, overlapping)
+        assert await insert_all_unless_stored(connection, table, new)
+        assert await insert_new_rows(connection, table, overlapping) == {
+            f"bulk-{n}" for n in (3, 4, 5)
+        }
+    async with engine.connect() as connection:
+        ids = (await connection.scalars(sa.select(table.c.id).order_by(table.c.id))).all()
+    assert ids == [f"bulk-{n}" for n in range(8)]
+
+
+async def test_a_source_meeting_stored_ids_is_looked_up_first_until_its_resends_stop(
+    ingest: httpx.AsyncClient, ingest_app: FastAPI
+) -> None:
+    """Every batch sent twice: the writes meet stored ids, and the source's rows go the
+    look-up way; then fresh batches only: back to inserting with no look-up. Every count
+    is exact on either path."""
+    source = await new_source(ingest)
+    paths = ingest_app.state.writer.paths
+    assert paths.optimistic(source["schema"])
+    for start in range(0, 100, 10):
+        body = body_of([delivered(n) for n in range(start, start + 10)])
+        assert (await ingest.post(source["path"], content=body)).json()["stored"] == 10
+        assert (await ingest.post(source["path"], content=body)).json()["duplicates"] == 10
+    assert not paths.optimistic(source["schema"])
+    for start in range(100, 400, 10):
+        body = body_of([delivered(n) for n in range(start, start + 10)])
+        assert (await ingest.post(source["path"], content=body)).json()["stored"] == 10
+    assert paths.optimistic(source["schema"])
+    async with ingest_app.state.engine.connect() as connection:
+        stored = await connection.scalar(sa.select(sa.func.count()).select_from(
+            source_tables(source["schema"]).events["delivered"]))  # fmt: skip
+    assert stored == 400

@@ -234,9 +234,10 @@ async def postmaster_pid(database_url: str) -> int:
     connection = await asyncpg.connect(
         database_url.replace("postgresql+asyncpg://", "postgresql://")
     )
-    backend = await connection.fetchval("SELECT pg_backend_pid()")
-    await connection.close()
-    return _parent_of(backend)
+    try:
+        return _parent_of(await connection.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await connection.close()
 
 
 def _parent_of(pid: int) -> int:

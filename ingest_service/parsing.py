@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from pydantic import ValidationError
 
 from ingest_service.event_values import ValuesReader, values_reader
@@ -63,6 +64,21 @@ class ParsedBatch:
     @property
     def event_count(self) -> int:
         return sum(len(rows) for rows in self.rows.values())
+
+
+_BATCH_ENCODER = msgspec.msgpack.Encoder()
+_BATCH_DECODER = msgspec.msgpack.Decoder(ParsedBatch)
+
+
+def parse_packed(body: bytes, received_at: datetime, max_events: int) -> bytes:
+    """`parse_body`, its batch as MessagePack: what a parser process sends back."""
+    return _BATCH_ENCODER.encode(parse_body(body, received_at, max_events))
+
+
+def unpack_batch(packed: bytes) -> ParsedBatch:
+    """The batch `parse_packed` made, as `parse_body` returned it (records as tuples, times
+    as UTC datetimes)."""
+    return _BATCH_DECODER.decode(packed)
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:

@@ -1,4 +1,5 @@
-"""The bulk write paths store each id once, whichever path a group commit takes."""
+"""The bulk write paths store each id once, whichever path a group commit takes, and write
+values as SQLAlchemy would."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
 
 from ingest_service.bulk import insert_all_unless_stored, insert_new_rows
 from ingest_service.parsing import parse_body
-from shared.tables import source_tables
+from shared.bulk_values import sqlite_datetime_text
+from shared.tables import UTCDateTime, source_tables
 from tests.webhook_helpers import body_of, new_source
 
 pytestmark = pytest.mark.usefixtures("sendgrid")
+
+SQLITE = sqlite.dialect()
 
 
 def delivered(n: int) -> dict[str, object]:
@@ -92,3 +99,13 @@ async def test_a_source_meeting_stored_ids_is_looked_up_first_until_its_resends_
         stored = await connection.scalar(sa.select(sa.func.count()).select_from(
             source_tables(source["schema"]).events["delivered"]))  # fmt: skip
     assert stored == 400
+
+
+@given(st.datetimes(timezones=st.sampled_from([UTC, None])))
+def test_sqlite_datetime_text_is_sqlalchemys(moment: datetime) -> None:
+    process = UTCDateTime.dialect_impl(SQLITE).bind_processor(SQLITE)
+    assert process is not None
+    convert = sqlite_datetime_text(process)
+    assert convert(moment) == process(moment)
+    assert convert(moment) == process(moment)  # the kept text of the last value
+    assert convert(None) is None

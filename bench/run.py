@@ -1,6 +1,7 @@
 """`scripts/bench`: run the benchmarks, print a table, write bench/results.md.
 
-python -m bench.run --postgres-url postgresql+asyncpg://… [--quick] [--only ingest|sync|soak]
+python -m bench.run --postgres-url postgresql+asyncpg://… [--quick]
+    [--only ingest|sync|soak|console|completeness] [--console-events N]
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import ingest, soak, sync
+from bench import completeness, console, ingest, soak, sync
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
+CONSOLE_EVENTS = {"postgres": 10_000_000, "sqlite": 1_000_000}
 
 
 def machine() -> str:
@@ -39,11 +41,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--postgres-url", required=True)
     parser.add_argument("--quick", action="store_true", help="about three minutes in all")
-    parser.add_argument("--only", choices=["ingest", "sync", "soak"], action="append")
+    parser.add_argument(
+        "--only", choices=["ingest", "sync", "soak", "console", "completeness"], action="append"
+    )
+    parser.add_argument(
+        "--console-events", type=int, help="stored events of the console case (default 10M)"
+    )
     args = parser.parse_args()
-    only = set(args.only or ["ingest", "sync", "soak"])
+    only = set(args.only or ["ingest", "sync", "soak", "console", "completeness"])
     quick = args.quick
-    console = Console()
+    out = Console()
     sections: list[tuple[str, Rows]] = []
     admin_url: str = args.postgres_url
 
@@ -61,7 +68,7 @@ async def main() -> None:
                 continue
             with tempfile.TemporaryDirectory() as workdir:
                 url = await database(kind, "bench_ingest", workdir)
-                console.print(f"[bold]Ingest, {label}[/]: {batches} batches of 1,000 events …")
+                out.print(f"[bold]Ingest, {label}[/]: {batches} batches of 1,000 events …")
                 figures = await ingest.run(url, Path(workdir), batches=batches, senders=8)
                 sections.append((f"Ingest, {label}", ingest.summary(figures)))
                 if kind == "postgres":
@@ -71,14 +78,14 @@ async def main() -> None:
             contacts = 20_000 if quick else (1_000_000 if kind == "postgres" else 100_000)
             with tempfile.TemporaryDirectory() as workdir:
                 url = await database(kind, "bench_sync", workdir)
-                console.print(f"[bold]Sync, {label}[/]: {contacts:,} contacts …")
+                out.print(f"[bold]Sync, {label}[/]: {contacts:,} contacts …")
                 sync_figures = await sync.run(url, Path(workdir), contacts=contacts)
                 sections.append((f"Sync, {label}", sync.summary(sync_figures)))
     if "soak" in only:
         seconds = 30 if quick else 180
         with tempfile.TemporaryDirectory() as workdir:
             url = await database("postgres", "bench_soak", workdir)
-            console.print(f"[bold]Soak, PostgreSQL[/]: {seconds} s at 80% of {max_rate:,.0f}/s …")
+            out.print(f"[bold]Soak, PostgreSQL[/]: {seconds} s at 80% of {max_rate:,.0f}/s …")
             soak_figures = await soak.run(
                 url,
                 Path(workdir),
@@ -87,7 +94,24 @@ async def main() -> None:
                 contacts=5_000 if quick else 50_000,
             )
             sections.append(("Soak, PostgreSQL", soak.summary(soak_figures)))
-    _report(console, sections, quick)
+    if "console" in only:
+        # SQLite writes the generated events several times slower: a tenth as many.
+        sizes = {"postgres": 1_000_000, "sqlite": 100_000} if quick else CONSOLE_EVENTS
+        for kind, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+            events = args.console_events or sizes[kind]
+            with tempfile.TemporaryDirectory() as workdir:
+                url = await database(kind, "bench_console", workdir)
+                out.print(f"[bold]Console aggregates, {label}[/]: {events:,} stored events …")
+                figures_c = await console.run(url, events=events)
+                sections.append((f"Console aggregates, {label}", console.summary(figures_c)))
+    if "completeness" in only:
+        events = 1_000_000 if quick else 10_000_000
+        with tempfile.TemporaryDirectory() as workdir:
+            url = await database("postgres", "bench_completeness", workdir)
+            out.print(f"[bold]Completeness, PostgreSQL[/]: 30 days over {events:,} stored events …")
+            found = await completeness.run(url, Path(workdir), events=events)
+            sections.append(("Completeness, PostgreSQL", completeness.summary(found)))
+    _report(out, sections, quick)
 
 
 def _report(console: Console, sections: list[tuple[str, Rows]], quick: bool) -> None:

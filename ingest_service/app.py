@@ -1,4 +1,5 @@
-"""The ingest service: SendGrid's Event Webhook receiver and the source registry API."""
+"""The ingest service: SendGrid's Event Webhook receiver, the source registry API, and the
+console (/console/) with the API it calls."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from ingest_service import sources_api, webhook, webhook_check_api
+from ingest_service import (
+    activity_api,
+    completeness_api,
+    overview_api,
+    sources_api,
+    sync_relay,
+    webhook,
+    webhook_check_api,
+)
+from ingest_service.console_site import mount_console
 from ingest_service.parsers import ParserPool
 from ingest_service.writer import EventWriter
 from shared.db import create_engine
@@ -49,6 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.registry = registry
             app.state.webhook_targets = targets
             app.state.test_arrivals = arrivals
+            app.state.sync_relay = sync_relay.SyncRelay(
+                http, settings.sync_service_url, settings.admin_token
+            )
             app.state.writer = writer
             app.state.parsers = parsers
             app.state.admission = webhook.Admission()
@@ -66,6 +79,10 @@ def create_app(settings: Settings) -> FastAPI:
     admin = APIRouter()
     admin.include_router(sources_api.router)
     admin.include_router(webhook_check_api.router)
+    admin.include_router(completeness_api.router)
+    admin.include_router(activity_api.router)
+    admin.include_router(sync_relay.router)
+    admin.include_router(overview_api.router)
     app = create_service_app(
         service="ingest",
         summary="SendGrid Event Webhook receiver and source registry",
@@ -76,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # The webhook authenticates with the token in its URL (and the signature), not the admin token.
     app.include_router(webhook.router)
+    mount_console(app)
     return app
 
 

@@ -24,9 +24,10 @@ from ingest_service.bulk import (
     rows_differing_from_stored,
 )
 from ingest_service.parsing import ParsedBatch
+from shared.column_types import UTCDateTime
 from shared.event_records import ID_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, load_json
-from shared.tables import UTCDateTime, webhook_stats
+from shared.tables import webhook_stats
 
 EVENTS_STORED = Counter(
     "sendgrid_source_events_stored_total", "Events written", ["schema", "table"]

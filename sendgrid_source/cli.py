@@ -1,7 +1,7 @@
 """The `sendgrid-source` command: run the services, migrate, and manage sources.
 
-The commands live beside it: `sources_commands` (sources ...), `migrate_command`, and
-`output` (printing and failing) which they all share.
+The commands live beside it: `sources_commands` (sources ...), `migrate_command`,
+`completeness_command`, and `output` (printing and failing) which they all share.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
 
+from sendgrid_source.completeness_command import completeness
 from sendgrid_source.migrate_command import migrate as run_migrations
 from sendgrid_source.output import DATABASE_ERRORS, database_problem, fail, out, settings_or_exit
 from sendgrid_source.sources_commands import sources_app
@@ -33,6 +34,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(sources_app, name="sources")
+app.command("completeness")(completeness)
 
 
 def main() -> None:

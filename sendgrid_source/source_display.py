@@ -21,6 +21,8 @@ def print_source(out: Console, source: SourcePublic) -> None:
     out.print(f"  API key      fingerprint {source.api_key_fingerprint}")
     out.print(f"  scopes       {', '.join(source.scopes) or 'none'}")
     out.print(f"  interval     {_duration(interval)} ({interval} s)")
+    out.print(f"  collections  {', '.join(source.collections)}")
+    out.print(f"  stats zone   {source.stats_timezone}")
     out.print(f"  created      {_moment(source.created_at)}")
     out.print(f"  updated      {_moment(source.updated_at)}")
     print_management(out, source)

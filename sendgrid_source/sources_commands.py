@@ -18,6 +18,7 @@ from sendgrid_source.output import fail, out, settings_or_exit
 from sendgrid_source.registry_session import registry_call
 from sendgrid_source.source_display import print_management, print_source
 from sendgrid_source.webhook_command import sources_webhook
+from shared.collections import NAMES
 from shared.errors import NotFound
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate, SourcePublic, SourceUpdate
@@ -44,7 +45,24 @@ _OPTION_NAMES = {
     "region": "--region",
     "sync_interval": "--interval",
     "adopt_webhook_id": "--adopt",
+    "collections": "--collections",
+    "stats_timezone": "--stats-timezone",
 }
+
+_COLLECTIONS_OPTION = (
+    "The collections to sync, comma-separated (default: all): " + ", ".join(NAMES) + "."
+)
+_TIMEZONE_OPTION = (
+    "The time zone of the SendGrid account's settings (IANA name, e.g. America/New_York), "
+    "in which SendGrid counts its daily statistics."
+)
+
+
+def _collection_list(value: str | None) -> list[str] | None:
+    """`--collections a,b` as a list; the names are checked by the request model."""
+    if value is None:
+        return None
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def _option_error(error: ErrorDetails) -> str:
@@ -82,6 +100,8 @@ def sources_add(
     interval: Annotated[
         str | None, typer.Option(help="Time between syncs, e.g. 3h; default SYNC_INTERVAL.")
     ] = None,
+    collections: Annotated[str | None, typer.Option(help=_COLLECTIONS_OPTION)] = None,
+    stats_timezone: Annotated[str, typer.Option(help=_TIMEZONE_OPTION)] = "UTC",
     configure_webhook: Annotated[
         bool,
         typer.Option(
@@ -101,6 +121,8 @@ def sources_add(
             "webhook_verification_key": verification_key,
             "region": region.value,
             "sync_interval": interval,
+            "collections": _collection_list(collections),
+            "stats_timezone": stats_timezone,
             "configure_webhook": configure_webhook,
         },
     )
@@ -196,6 +218,11 @@ def sources_update(
     default_interval: Annotated[
         bool, typer.Option("--default-interval", help="Sync every SYNC_INTERVAL again.")
     ] = False,
+    collections: Annotated[str | None, typer.Option(help=_COLLECTIONS_OPTION)] = None,
+    all_collections: Annotated[
+        bool, typer.Option("--all-collections", help="Sync every collection again.")
+    ] = False,
+    stats_timezone: Annotated[str | None, typer.Option(help=_TIMEZONE_OPTION)] = None,
     webhook_repair: Annotated[
         bool | None,
         typer.Option(
@@ -212,6 +239,8 @@ def sources_update(
         fail("give either --verification-key or --clear-verification-key, not both")
     if interval is not None and default_interval:
         fail("give either --interval or --default-interval, not both")
+    if collections is not None and all_collections:
+        fail("give either --collections or --all-collections, not both")
     if ask_api_key:
         api_key = typer.prompt("New SendGrid API key", hide_input=True)
     # Only the options given become fields: an absent field is left as it is.
@@ -224,6 +253,8 @@ def sources_update(
             "region": region.value if region else None,
             "sync_interval": interval,
             "webhook_repair": webhook_repair,
+            "collections": _collection_list(collections),
+            "stats_timezone": stats_timezone,
         }.items()
         if value is not None
     }
@@ -231,6 +262,8 @@ def sources_update(
         fields["webhook_verification_key"] = None
     if default_interval:
         fields["sync_interval"] = None
+    if all_collections:
+        fields["collections"] = None
     if not fields:
         fail("nothing to change: give at least one option (see --help)")
     request = _request(SourceUpdate, fields)

@@ -30,7 +30,7 @@ from shared.source_public import source_public
 from shared.source_rows import Source, SourceRows
 from shared.source_secrets import SourceSecrets
 from shared.sqlite_files import remove_schema_files
-from shared.tables import SOURCE_SCHEMA_VERSION, sources, webhook_stats
+from shared.tables import SOURCE_SCHEMA_VERSION, source_tables, sources, webhook_stats
 from shared.webhook_arrivals import TestArrivals
 from shared.webhook_permissions import WebhookPermissions
 from shared.webhook_removal import remove_webhook as remove_webhook_of
@@ -100,6 +100,8 @@ class SourceRegistry:
             "sync_interval_seconds": (
                 int(request.sync_interval.total_seconds()) if request.sync_interval else None
             ),
+            "collections": request.collections,
+            "stats_timezone": request.stats_timezone,
             "schema_version": SOURCE_SCHEMA_VERSION,
             "created_at": now,
             "updated_at": now,
@@ -118,7 +120,7 @@ class SourceRegistry:
                 f"a source named {request.name!r} (schema {schema!r}) was registered at the "
                 "same moment; choose another name"
             ) from None
-        warnings = missing_scope_warnings(scopes)
+        warnings = missing_scope_warnings(scopes, request.collections)
         if request.configure_webhook or request.adopt_webhook_id is not None:
             source, more = await self.configure_webhook(source_id, request.adopt_webhook_id)
             return source, warnings + more
@@ -141,7 +143,8 @@ class SourceRegistry:
         fields = request.model_fields_set
         if request.api_key is not None:
             scopes = await self._scopes(request.api_key, request.region or source.region)
-            warnings = missing_scope_warnings(scopes)
+            chosen = request.collections if "collections" in fields else source.collections
+            warnings = missing_scope_warnings(scopes, chosen)
             changes |= {**self.secrets.api_key_columns(request.api_key), "scopes": scopes}
         if "webhook_verification_key" in fields:
             changes["webhook_verification_key"] = request.webhook_verification_key
@@ -149,11 +152,19 @@ class SourceRegistry:
             changes["region"] = request.region
         if request.webhook_repair is not None:
             changes["webhook_repair"] = request.webhook_repair
+        if "collections" in fields:
+            changes["collections"] = request.collections
+        new_zone = request.stats_timezone not in (None, source.stats_timezone)
+        if new_zone:
+            # The days reconciled so far were cut in the former zone: forgotten, and due again.
+            changes |= {"stats_timezone": request.stats_timezone, "completeness_checked_at": None}
         if "sync_interval" in fields:
             changes["sync_interval_seconds"] = (
                 int(request.sync_interval.total_seconds()) if request.sync_interval else None
             )
         async with self.engine.begin() as connection:
+            if new_zone:
+                await connection.execute(source_tables(source.schema_name).completeness.delete())
             if request.name is not None and request.name.strip() != source.name:
                 changes |= await self._rename(connection, source, request.name.strip())
             if changes:

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from shared.collections import missing_scopes, selected
 from shared.errors import BadGateway, Unprocessable
-
-# Read scopes the sync needs, and what is lost without each.
-READ_SCOPES: dict[str, str] = {
-    "marketing.read": "lists, segments, recipients and campaigns (single sends) cannot be synced",
-}
-LEGACY_SCOPE = "marketing_campaigns.read"
 
 
 async def fetch_scopes(http: httpx.AsyncClient, base_url: str, api_key: str) -> list[str]:
@@ -38,11 +33,16 @@ async def fetch_scopes(http: httpx.AsyncClient, base_url: str, api_key: str) -> 
     return sorted(str(scope) for scope in scopes)
 
 
-def missing_scope_warnings(scopes: list[str]) -> list[str]:
+def missing_scope_warnings(scopes: list[str], collections: list[str] | None) -> list[str]:
+    """One warning per scope the key lacks, naming the chosen collections that need it: those
+    will be recorded as `forbidden` in each run, while the others sync."""
     granted = set(scopes)
-    warnings = [
-        f"the API key lacks the {scope} scope: {consequence}"
-        for scope, consequence in READ_SCOPES.items()
-        if scope not in granted and LEGACY_SCOPE not in granted
+    needing: dict[str, list[str]] = {}
+    for collection in selected(collections):
+        for scope in missing_scopes(collection, granted):
+            needing.setdefault(scope, []).append(collection.name)
+    return [
+        f"the API key lacks the {scope} scope: {', '.join(names)} cannot be synced "
+        "(add the scope to the key, or leave these collections out)"
+        for scope, names in needing.items()
     ]
-    return warnings

@@ -36,25 +36,27 @@ class StatsScopeMissing(StatsApiError):
     """The API key lacks `stats.read` (403)."""
 
 
+def parse_day(entry: Any) -> DayStats:
+    """One entry of a /v3/stats answer: its date and its metrics summed over its stats."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("date"), str):
+        raise StatsApiError("a /v3/stats entry has no date")
+    try:
+        day = date.fromisoformat(entry["date"])
+    except ValueError:
+        raise StatsApiError(f"a /v3/stats entry has the date {entry['date']!r}") from None
+    metrics: dict[str, int] = {}
+    for stat in entry.get("stats") or []:
+        values = stat.get("metrics") if isinstance(stat, dict) else None
+        for name, value in (values or {}).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                metrics[name] = metrics.get(name, 0) + value
+    return DayStats(day, metrics)
+
+
 def _parse(body: Any) -> list[DayStats]:
     if not isinstance(body, list):
         raise StatsApiError("SendGrid's /v3/stats answer was not a list of days")
-    days: list[DayStats] = []
-    for entry in body:
-        if not isinstance(entry, dict) or not isinstance(entry.get("date"), str):
-            raise StatsApiError("a /v3/stats entry has no date")
-        try:
-            day = date.fromisoformat(entry["date"])
-        except ValueError:
-            raise StatsApiError(f"a /v3/stats entry has the date {entry['date']!r}") from None
-        metrics: dict[str, int] = {}
-        for stat in entry.get("stats") or []:
-            values = stat.get("metrics") if isinstance(stat, dict) else None
-            for name, value in (values or {}).items():
-                if isinstance(value, int) and not isinstance(value, bool):
-                    metrics[name] = metrics.get(name, 0) + value
-        days.append(DayStats(day, metrics))
-    return days
+    return [parse_day(entry) for entry in body]
 
 
 async def fetch_daily_stats(

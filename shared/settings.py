@@ -71,8 +71,21 @@ class Settings(BaseSettings):
     INGEST_PORT: int = Field(8000, ge=1, le=65535)
     SYNC_HOST: str = "127.0.0.1"
     SYNC_PORT: int = Field(8001, ge=1, le=65535)
+    # Where the ingest service reaches the sync service, for the console's runs and "Sync
+    # now" (ingest_service/sync_relay.py); default: SYNC_HOST and SYNC_PORT on this machine.
+    SYNC_URL: str | None = None
     SENDGRID_API_URL: str | None = None
     SYNC_INTERVAL: Duration = timedelta(hours=3)
+    # Requests one source's sync has in flight at most: its collections are read concurrently
+    # within this bound (and within SendGrid's rate-limit headers).
+    SYNC_CONCURRENCY: int = Field(4, ge=1, le=32)
+    # Suppression lists are read incrementally; a complete read, which is what finds the
+    # addresses removed from a list (SendGrid signals no removals), at most this often.
+    SUPPRESSION_FULL_SCAN_INTERVAL: Duration = timedelta(hours=24)
+    # Daily statistics: the days re-read by every run (SendGrid keeps counting late events),
+    # and how far back the first sync reads.
+    STATS_REREAD_DAYS: int = Field(7, ge=1, le=400)
+    STATS_BACKFILL_DAYS: int = Field(395, ge=1, le=3650)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Webhook receiver (see ingest_service): body limit, replay window, group commit.
@@ -98,6 +111,11 @@ class Settings(BaseSettings):
     # Watching the webhook: a source whose webhook delivered nothing for this long while
     # SendGrid's stats show mail processed is flagged `silent` (shared/webhook_silence.py).
     WEBHOOK_SILENCE_ALERT: Duration = timedelta(hours=6)
+    # Daily reconciliation (shared/reconciliation.py): a day is compared with SendGrid's
+    # statistics once it ended this long ago (SendGrid retries an event for 24 h), over the
+    # last RECONCILE_DAYS days (SendGrid keeps 30 days of event history).
+    RECONCILE_SETTLE: Duration = timedelta(hours=48)
+    RECONCILE_DAYS: int = Field(30, ge=1, le=366)
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -116,7 +134,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (leave it unset to generate one)")
         return value
 
-    @field_validator("PUBLIC_URL", "SENDGRID_API_URL")
+    @field_validator("PUBLIC_URL", "SENDGRID_API_URL", "SYNC_URL")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -128,6 +146,20 @@ class Settings(BaseSettings):
     def _positive_alert(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be longer than 0")
+        return value
+
+    @field_validator("RECONCILE_SETTLE")
+    @classmethod
+    def _sane_settle(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value <= timedelta(days=30):
+            raise ValueError("must be between 0 and 30d")
+        return value
+
+    @field_validator("SUPPRESSION_FULL_SCAN_INTERVAL")
+    @classmethod
+    def _positive_scan_interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative (0: read every list completely every run)")
         return value
 
     @field_validator("SYNC_INTERVAL")
@@ -161,6 +193,18 @@ class Settings(BaseSettings):
     def sendgrid_base_url(self, region: str) -> str:
         """SENDGRID_API_URL overrides the region's host (tests, proxies)."""
         return self.SENDGRID_API_URL or SENDGRID_BASE_URLS[region]
+
+    @property
+    def sync_service_url(self) -> str:
+        if self.SYNC_URL:
+            return self.SYNC_URL
+        # A service listening on every address is reached on the loopback one.
+        host = "127.0.0.1" if self.SYNC_HOST in ("", "0.0.0.0", "::") else self.SYNC_HOST  # noqa: S104
+        return (
+            f"http://[{host}]:{self.SYNC_PORT}"
+            if ":" in host
+            else f"http://{host}:{self.SYNC_PORT}"
+        )
 
     def webhook_url(self, source_id: str, token: str) -> str:
         return f"{self.PUBLIC_URL}/webhooks/{source_id}/{token}"

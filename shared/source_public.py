@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.collections import selected
 from shared.schemas import SourcePublic, WebhookSummary
 from shared.settings import Settings
 from shared.source_rows import Source
@@ -27,6 +28,8 @@ def source_public(
         api_key_fingerprint=source.api_key_fingerprint,
         scopes=source.scopes,
         sync_interval_seconds=source.sync_interval(settings.SYNC_INTERVAL),
+        collections=[collection.name for collection in selected(source.collections)],
+        stats_timezone=source.stats_timezone,
         created_at=source.created_at,
         updated_at=source.updated_at,
         warnings=warnings or [],
@@ -45,5 +48,6 @@ def management(source: Source) -> WebhookManagement:
             "repair": source.webhook_repair,
             "test_status": source.webhook_test_status,
             "tested_at": source.webhook_tested_at,
+            "checked_at": source.webhook_checked_at,
         }
     )

@@ -37,6 +37,13 @@ class Source:
     webhook_tested_at: datetime | None
     webhook_checked_at: datetime | None
     sync_interval_seconds: int | None
+    # The collections it syncs (shared.collections); None: all of them.
+    collections: list[str] | None
+    # The IANA time zone of the account's statistics, and the last reconciliation against
+    # them: when, and why it could not run (None when it did).
+    stats_timezone: str
+    completeness_checked_at: datetime | None
+    completeness_error: str | None
     schema_version: int
     created_at: datetime
     updated_at: datetime

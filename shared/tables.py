@@ -5,23 +5,25 @@ Control tables (`sources`, `sync_runs`, `sync_run_collections`, `webhook_stats`,
 control schema: `sendgrid_source` on PostgreSQL (via the engine's schema translation), the
 main database file on SQLite. Each source's tables live in the source's own schema (an
 attached database file on SQLite). Event tables have the columns of their layout in
-`shared.event_records`, typed from the event models in `shared.events`.
+`shared.event_records`, typed from the event models in `shared.events`; object tables, one
+per sync collection, are in `shared.object_tables`; `completeness` holds the daily
+reconciliation against SendGrid's statistics (`shared.reconciliation`).
 
-One module for both kinds of table: together they are the one layout of the database, with
-the same column types (`UTCDateTime`, `JSONType`), and a reader of the schema finds every
-table here.
+A reader of the schema starts here: `SourceTables` holds every table of a source's schema,
+and the column types (`UTCDateTime`, `JSONType`, `shared.column_types`) are the same
+everywhere.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic.fields import FieldInfo
-from sqlalchemy.dialects.postgresql import JSONB
 
+from shared.column_types import JSONType, UTCDateTime
 from shared.event_records import (
     CUSTOM_ARGS,
     EVENT_LAYOUTS,
@@ -32,29 +34,16 @@ from shared.event_records import (
     stored_type,
 )
 from shared.identifiers import validate_schema_name
+from shared.object_tables import object_tables
 
 CONTROL_SCHEMA = "sendgrid_source"
 
 # Bump when the source-schema layout changes; `shared.warehouse` upgrades older schemas.
-SOURCE_SCHEMA_VERSION = 2  # 2: object tables have `content_hash`
+# 2: object tables have `content_hash`; 3: the collections of suppressions, templates,
+# senders and statistics; 4: `rejected` has an index on `received_at`; 5: event tables
+# indexed on `timestamp`, and `completeness`.
+SOURCE_SCHEMA_VERSION = 5
 
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
-
-
-class _UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """A timestamp with time zone that reads back aware on SQLite too (stored there without
-    its offset), so the API's date-times always carry one, as RFC 3339 requires."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
-
-UTCDateTime = _UTCDateTime()
 
 control_metadata = sa.MetaData()
 
@@ -80,6 +69,13 @@ sources = sa.Table(
     sa.Column("webhook_tested_at", UTCDateTime),
     sa.Column("webhook_checked_at", UTCDateTime),
     sa.Column("sync_interval_seconds", sa.Integer),
+    # The collections (shared.collections) this source syncs; NULL: all of them (0003).
+    sa.Column("collections", JSONType),
+    # The IANA time zone SendGrid's daily statistics are counted in (the account's, which no
+    # API reveals), and the last reconciliation of the stored events against them (0004).
+    sa.Column("stats_timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("completeness_checked_at", UTCDateTime),
+    sa.Column("completeness_error", sa.Text),
     sa.Column("schema_version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -119,6 +115,22 @@ sync_run_collections = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
+)
+
+# Where each incremental collection of a source stands (0003): the latest `created` it has
+# read, and when it last read its whole list (which is what finds removed objects).
+sync_cursors = sa.Table(
+    "sync_cursors",
+    control_metadata,
+    sa.Column(
+        "source_id",
+        sa.String(36),
+        sa.ForeignKey("sources.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("collection", sa.String(32), primary_key=True),
+    sa.Column("position", UTCDateTime),
+    sa.Column("full_listing_at", UTCDateTime),
 )
 
 webhook_stats = sa.Table(
@@ -192,16 +204,8 @@ def _event_columns(layout: EventLayout) -> list[sa.Column[Any]]:
     ]
 
 
-def _object_columns() -> list[sa.Column[Any]]:
-    return [
-        sa.Column("raw", JSONType, nullable=False),
-        # A 64-bit hash of the row's JSON values as last written: a re-sync compares it to
-        # skip unchanged objects without reading them back.
-        sa.Column("content_hash", sa.BigInteger),
-        sa.Column("synced_at", UTCDateTime, nullable=False),
-        # Set once a complete listing no longer contains the object; cleared if it returns.
-        sa.Column("deleted_at", UTCDateTime),
-    ]
+# The columns an event table's `timestamp` index carries after it (see SourceTables).
+_DAY_INDEX_EXTRA: dict[str, tuple[str, ...]] = {"_open": ("email",), "click": ("email",)}
 
 
 class SourceTables:
@@ -216,6 +220,14 @@ class SourceTables:
         for table_name, layout in EVENT_LAYOUTS.items():
             table = sa.Table(table_name, self.metadata, *_event_columns(layout))
             sa.Index(f"ix_{table_name}_received_at", table.c.received_at)
+            # Days are counted by ranges of event time (shared.completeness_metrics) from this
+            # index alone: opens and clicks carry `email` in it too, so a day's distinct
+            # recipients (the trend beside unique_opens and unique_clicks) read no row.
+            sa.Index(
+                f"ix_{table_name}_timestamp",
+                table.c.timestamp,
+                *(table.c[name] for name in _DAY_INDEX_EXTRA.get(table_name, ())),
+            )
             self.events[table_name] = table
         self.rejected = sa.Table(
             "rejected",
@@ -227,84 +239,24 @@ class SourceTables:
             sa.Column("event", sa.Text),
             sa.Column("payload", sa.LargeBinary, nullable=False),
         )
-        self.lists = sa.Table(
-            "lists",
+        # The latest rejected events, newest first (the console), without sorting the table.
+        sa.Index("ix_rejected_received_at", self.rejected.c.received_at)
+        self.objects = object_tables(self.metadata)
+        # Each day's stored events against SendGrid's statistics, one row per metric
+        # (shared.reconciliation); `missing` is SendGrid's count less the stored one
+        # (negative: more stored), `ratio` stored / SendGrid's (NULL when SendGrid counted 0
+        # and events are stored).
+        self.completeness = sa.Table(
+            "completeness",
             self.metadata,
-            sa.Column("id", sa.Text, primary_key=True),
-            sa.Column("name", sa.Text),
-            sa.Column("contact_count", sa.BigInteger),
-            sa.Column("api", sa.String(16), nullable=False),
-            *_object_columns(),
+            sa.Column("day", sa.Date, primary_key=True),
+            sa.Column("metric", sa.String(32), primary_key=True),
+            sa.Column("sendgrid_count", sa.BigInteger, nullable=False),
+            sa.Column("stored_count", sa.BigInteger, nullable=False),
+            sa.Column("missing", sa.BigInteger, nullable=False),
+            sa.Column("ratio", sa.Float),
+            sa.Column("checked_at", UTCDateTime, nullable=False),
         )
-        self.segments = sa.Table(
-            "segments",
-            self.metadata,
-            sa.Column("id", sa.Text, primary_key=True),
-            sa.Column("name", sa.Text),
-            sa.Column("contacts_count", sa.BigInteger),
-            sa.Column("parent_list_ids", JSONType),
-            sa.Column("query_version", sa.Text),
-            sa.Column("query_validation", sa.Text),
-            sa.Column("created_at", UTCDateTime),
-            sa.Column("updated_at", UTCDateTime),
-            sa.Column("sample_updated_at", UTCDateTime),
-            sa.Column("next_sample_update", UTCDateTime),
-            sa.Column("api", sa.String(16), nullable=False),
-            *_object_columns(),
-        )
-        self.recipients = sa.Table(
-            "recipients",
-            self.metadata,
-            sa.Column("contact_id", sa.Text, primary_key=True),
-            sa.Column("email", sa.Text),
-            sa.Column("first_name", sa.Text),
-            sa.Column("last_name", sa.Text),
-            sa.Column("alternate_emails", JSONType),
-            sa.Column("address_line_1", sa.Text),
-            sa.Column("address_line_2", sa.Text),
-            sa.Column("city", sa.Text),
-            sa.Column("state_province_region", sa.Text),
-            sa.Column("postal_code", sa.Text),
-            sa.Column("country", sa.Text),
-            sa.Column("phone_number", sa.Text),
-            sa.Column("whatsapp", sa.Text),
-            sa.Column("line", sa.Text),
-            sa.Column("facebook", sa.Text),
-            sa.Column("unique_name", sa.Text),
-            sa.Column("external_id", sa.Text),
-            sa.Column("created_at", UTCDateTime),
-            sa.Column("updated_at", UTCDateTime),
-            sa.Column("custom_fields", JSONType),
-            sa.Column("api", sa.String(16), nullable=False),
-            *_object_columns(),
-        )
-        self.campaigns = sa.Table(
-            "campaigns",
-            self.metadata,
-            sa.Column("id", sa.Text, primary_key=True),
-            sa.Column("name", sa.Text),
-            sa.Column("status", sa.Text),
-            sa.Column("categories", JSONType),
-            sa.Column("send_at", UTCDateTime),
-            sa.Column("is_abtest", sa.Boolean),
-            sa.Column("subject", sa.Text),
-            sa.Column("sender_id", sa.BigInteger),
-            sa.Column("suppression_group_id", sa.BigInteger),
-            sa.Column("send_to", JSONType),
-            sa.Column("created_at", UTCDateTime),
-            sa.Column("updated_at", UTCDateTime),
-            sa.Column("api", sa.String(16), nullable=False),
-            *_object_columns(),
-        )
-
-    @property
-    def objects(self) -> dict[str, sa.Table]:
-        return {
-            "lists": self.lists,
-            "segments": self.segments,
-            "recipients": self.recipients,
-            "campaigns": self.campaigns,
-        }
 
     def activity_select(self) -> sa.CompoundSelect[Any]:
         """Every event table with the union of all event columns (NULL where a table lacks one)."""

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import attach_new_schema
 from shared.identifiers import validate_schema_name
-from shared.tables import SOURCE_SCHEMA_VERSION, source_tables
+from shared.tables import SOURCE_SCHEMA_VERSION, SourceTables, source_tables
 
 
 def _activity_view_sql(connection: AsyncConnection, schema: str) -> str:
@@ -31,6 +31,7 @@ async def create_source_schema(connection: AsyncConnection, schema: str) -> None
         await connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     tables = source_tables(schema)
     await connection.run_sync(tables.metadata.create_all)
+    await connection.run_sync(_create_missing_indexes, tables)
     await connection.execute(sa.text(f"DROP VIEW IF EXISTS {schema}.activity"))
     await connection.execute(sa.text(_activity_view_sql(connection, schema)))
 
@@ -39,17 +40,28 @@ async def upgrade_source_schema(connection: AsyncConnection, schema: str, versio
     """Bring a source schema from `version` to SOURCE_SCHEMA_VERSION; returns the new version.
 
     Version 1 is the initial layout; later versions add their steps here, in order. Creating
-    missing tables and rebuilding the view are safe to repeat, so every upgrade ends with them.
+    missing tables and indexes (version 4: `ix_rejected_received_at`; 5: each event table's
+    index on `timestamp`, whose building reads the table once) and rebuilding the view
+    are safe to repeat, so every upgrade ends with them.
     """
     schema = validate_schema_name(schema)
+    tables = source_tables(schema)
     if version < 2:  # object tables gain `content_hash` (NULL: rewritten by the next sync)
-        for table in source_tables(schema).objects.values():
+        for table in tables.objects.values():
             if not await _has_column(connection, table, "content_hash"):
                 await connection.execute(
                     sa.text(f"ALTER TABLE {schema}.{table.name} ADD COLUMN content_hash BIGINT")
                 )
     await create_source_schema(connection, schema)
     return SOURCE_SCHEMA_VERSION
+
+
+def _create_missing_indexes(sync_connection: sa.Connection, tables: SourceTables) -> None:
+    """`create_all` makes a table's indexes only with the table: an index a later version
+    adds to a table that exists already is made here."""
+    for table in tables.metadata.tables.values():
+        for index in table.indexes:
+            index.create(sync_connection, checkfirst=True)
 
 
 async def _has_column(connection: AsyncConnection, table: sa.Table, column: str) -> bool:

@@ -22,3 +22,6 @@ class WebhookManagement(BaseModel):
         None, description="whether SendGrid's test batch reached the receiver"
     )
     tested_at: datetime | None = None
+    checked_at: datetime | None = Field(
+        None, description="when the webhook was last checked (after each sync, or on demand)"
+    )

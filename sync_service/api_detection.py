@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 from sync_service.client import SendGridClient
 from sync_service.errors import AuthRejected, RequestRejected, SendGridForbidden, SendGridNotFound
-from sync_service.readers import LEGACY_READERS, MARKETING_READERS, CollectionReader
+from sync_service.records import LEGACY, MARKETING
 
 
 @dataclass(frozen=True)
 class ApiChoice:
-    # None when the key reaches neither API: every collection is then `forbidden`.
-    readers: tuple[CollectionReader, ...] | None
+    # MARKETING or LEGACY; None when the key reaches neither API: the marketing collections
+    # are then `forbidden` (see collection_plan).
+    api: str | None
     reason: str
 
 
@@ -28,7 +29,8 @@ async def _count(client: SendGridClient, path: str, key: str) -> int:
 
 
 async def choose_api(client: SendGridClient) -> ApiChoice:
-    """Probe both APIs' contact counts and pick the one that serves the four tables."""
+    """Probe both APIs' contact counts and pick the one that serves the marketing
+    collections (shared.collections)."""
     marketing_refusal: SendGridForbidden | None = None
     marketing_contacts = 0
     try:
@@ -55,14 +57,14 @@ async def choose_api(client: SendGridClient) -> ApiChoice:
     if marketing_refusal is None:
         if legacy_recipients and not marketing_contacts:
             return ApiChoice(
-                LEGACY_READERS,
+                LEGACY,
                 f"served by Legacy Marketing Campaigns: the account has {legacy_recipients} "
                 "legacy recipients and no contacts in the new Marketing Campaigns",
             )
-        return ApiChoice(MARKETING_READERS, "served by the new Marketing Campaigns API")
+        return ApiChoice(MARKETING, "served by the new Marketing Campaigns API")
     if legacy_recipients is not None:
         return ApiChoice(
-            LEGACY_READERS,
+            LEGACY,
             "served by Legacy Marketing Campaigns: the key has no access to the new Marketing "
             f"Campaigns API ({marketing_refusal.detail or 'access forbidden'})",
         )

@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.bulk_inserts import copy_records
 from shared.db_errors import lost_write_race
 from sync_service.listed_keys import ListedKeys
+from sync_service.object_keys import Key
 
 # What a COPY could not do: the records it was refused, and the keys it was to list.
-_Refused = tuple[list[tuple[Any, ...]], list[Any]]
+_Refused = tuple[list[tuple[Any, ...]], list[Key]]
 
 
 class BackgroundCopy:
@@ -41,14 +42,14 @@ class BackgroundCopy:
     def in_flight(self) -> bool:
         return self._copying is not None
 
-    def start(self, columns: Sequence[str], new: list[tuple[Any, ...]], seen: list[Any]) -> None:
+    def start(self, columns: Sequence[str], new: list[tuple[Any, ...]], seen: list[Key]) -> None:
         """COPY `new` and list `seen`; the COPY before must be settled (`settle`)."""
         assert self._copying is None, "one COPY at a time: settle the one in flight first"
         self._columns = columns
         self._copying = asyncio.create_task(self._copy(columns, new, seen))
 
     async def _copy(
-        self, columns: Sequence[str], new: list[tuple[Any, ...]], seen: list[Any]
+        self, columns: Sequence[str], new: list[tuple[Any, ...]], seen: list[Key]
     ) -> _Refused:
         try:
             async with self.connection.begin():

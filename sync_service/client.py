@@ -95,6 +95,7 @@ class SendGridClient:
         policy: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.time,
+        max_in_flight: int = 4,
     ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
@@ -104,7 +105,11 @@ class SendGridClient:
         self.sleep = sleep
         self.clock = clock
         # Unix time before which the account has no requests left (X-RateLimit-Remaining: 0).
+        # Every request waits for it, whichever collection's request saw the header.
         self._resume_at: float | None = None
+        # Requests of this source in flight at once (SYNC_CONCURRENCY): its collections are
+        # read concurrently, and a download holds its slot until it is read to the end.
+        self._in_flight = asyncio.Semaphore(max_in_flight)
 
     def url_for(self, path_or_url: str) -> str:
         return urljoin(self.base_url + "/", path_or_url)
@@ -128,9 +133,15 @@ class SendGridClient:
                 # A pre-signed S3 URL rejects a second credential, and the key is not S3's
                 # business; strip one even if the shared client was built with a default.
                 request.headers.pop("Authorization", None)
-                response = await self._send(request, stream=True)
+                await self._in_flight.acquire()
+                try:
+                    response = await self._send(request, stream=True)
+                except BaseException:
+                    self._in_flight.release()
+                    raise
                 if response.status_code >= 500:
                     await response.aclose()
+                    self._in_flight.release()
                     raise RetryableAPIError(
                         f"export download answered {response.status_code} after retries"
                     )
@@ -145,6 +156,7 @@ class SendGridClient:
             yield response
         finally:
             await response.aclose()
+            self._in_flight.release()
 
     async def _request_json(
         self,
@@ -162,7 +174,8 @@ class SendGridClient:
                 request = self._http.build_request(
                     method, url, params=params, json=body, headers=self._auth
                 )
-                response = await self._send(request, stream=False)
+                async with self._in_flight:
+                    response = await self._send(request, stream=False)
                 self._note_rate_limit(response)
                 self._raise_for_status(response, url)
         assert response is not None  # the loop either set it or raised
@@ -201,18 +214,24 @@ class SendGridClient:
         return float(backoff(state))
 
     async def _wait_for_reset(self) -> None:
-        if self._resume_at is None:
+        # Every request in flight meanwhile waits for the same reset; once waited for (up to
+        # max_rate_limit_wait), it is forgotten, and a 429 says if it was too early.
+        resume_at = self._resume_at
+        if resume_at is None:
             return
-        ahead = self._resume_at - self.clock()
-        self._resume_at = None
+        ahead = resume_at - self.clock()
         if ahead > 0:
             await self.sleep(min(ahead, self.policy.max_rate_limit_wait))
+        if self._resume_at == resume_at:
+            self._resume_at = None
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         remaining = _header_float(response, "X-RateLimit-Remaining")
         reset = _header_float(response, "X-RateLimit-Reset")
         if remaining is not None and remaining <= 0 and reset is not None:
             self._resume_at = reset
+        elif remaining is not None and remaining > 0:
+            self._resume_at = None
 
     async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         path = request.url.path

@@ -6,7 +6,7 @@ the export job is the only way to read all of them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,9 +112,16 @@ async def iterate_export_batches(client: SendGridClient, job: ExportJob) -> Asyn
 
 
 async def iterate_exported_batches(
-    client: SendGridClient, policy: ExportPolicy | None = None
+    client: SendGridClient,
+    policy: ExportPolicy | None = None,
+    started: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[CsvBatch]:
-    """Start an export of all contacts, wait for it, and stream its records a chunk at a time."""
-    job = await wait_for_export(client, await start_contacts_export(client), policy)
+    """Start an export of all contacts, wait for it, and stream its records a chunk at a time.
+    `started` is awaited once the job is started, before it is waited for: the caller's time
+    to do what can be done while SendGrid builds the files."""
+    export_id = await start_contacts_export(client)
+    if started is not None:
+        await started()
+    job = await wait_for_export(client, export_id, policy)
     async for batch in iterate_export_batches(client, job):
         yield batch

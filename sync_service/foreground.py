@@ -23,6 +23,7 @@ _STATUS_STYLES = {
     "partial": "yellow",
     "forbidden": "red",
     "failed": "red",
+    "skipped": "dim",
 }
 
 
@@ -57,7 +58,7 @@ async def sync_in_foreground(settings: Settings, id_or_name: str, console: Conso
             service = SyncService(deps)
             with Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description:<12}"),
+                TextColumn("{task.description:<32}"),
                 TextColumn("{task.fields[rows]:>12,} rows"),
                 TimeElapsedColumn(),
                 console=console,

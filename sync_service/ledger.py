@@ -13,7 +13,8 @@ from shared.clock import utcnow
 from shared.tables import sync_run_collections, sync_runs
 
 Trigger = Literal["initial", "scheduled", "manual"]
-CollectionStatus = Literal["succeeded", "empty", "forbidden", "failed"]
+# skipped: not selected for the source (shared.collections); its table is left as it is.
+CollectionStatus = Literal["succeeded", "empty", "forbidden", "failed", "skipped"]
 RunStatus = Literal["running", "succeeded", "partial", "failed"]
 
 # The error of a run whose process stopped before it finished (see run_claims).
@@ -21,6 +22,8 @@ INTERRUPTED = "interrupted: the sync process stopped before the run finished"
 
 # Statuses that count as the collection having been read completely.
 _COMPLETE: frozenset[str] = frozenset({"succeeded", "empty"})
+# Not read, by the source's choice: neither a success nor a failure of the run.
+_NOT_CHOSEN = "skipped"
 
 
 @dataclass
@@ -48,9 +51,10 @@ class RunRecord:
 
 
 def overall_status(results: list[CollectionResult]) -> RunStatus:
-    """succeeded if every collection was read, failed if none was, partial otherwise."""
-    complete = sum(result.status in _COMPLETE for result in results)
-    if results and complete == len(results):
+    """succeeded if every chosen collection was read, failed if none was, partial otherwise."""
+    chosen = [result for result in results if result.status != _NOT_CHOSEN]
+    complete = sum(result.status in _COMPLETE for result in chosen)
+    if chosen and complete == len(chosen):
         return "succeeded"
     return "partial" if complete else "failed"
 

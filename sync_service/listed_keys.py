@@ -4,7 +4,8 @@ A listing skips writing the stored objects it found unchanged, so `synced_at` al
 tell them from objects SendGrid no longer has: their keys are kept in a temporary table of
 one connection, and once the listing is complete the stored objects it neither wrote
 (`synced_at` is its start) nor saw are marked deleted. A temporary table lives on its
-connection, so every statement here runs on the same one.
+connection, so every statement here runs on the same one. Keys are kept as text, one
+column per key column (see object_keys).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk_inserts import copy_records
+from sync_service.object_keys import Key, ObjectKey
 
 LISTED = "_sync_listed"
 
@@ -25,35 +26,40 @@ LISTED = "_sync_listed"
 class ListedKeys:
     """The keys seen by one listing of `table`, on `connection`."""
 
-    def __init__(self, connection: AsyncConnection, table: sa.Table, key: str) -> None:
+    def __init__(self, connection: AsyncConnection, table: sa.Table, key: ObjectKey) -> None:
         self.connection = connection
         self.table = table
         self.key = key
         self._postgres = connection.dialect.name == "postgresql"
+        self._columns = tuple(f"k{at}" for at in range(len(key.names)))
 
     async def create(self) -> None:
-        """An empty table of keys, in a transaction of its own."""
+        """An empty table of keys, in a transaction of its own. Dropped first: the last
+        listing on this connection may have had a key of another shape."""
+        columns = ", ".join(f"{name} TEXT" for name in self._columns)
         async with self.connection.begin():
             if self._postgres:
+                await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {LISTED}")
                 await self.connection.exec_driver_sql(
-                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {LISTED} (key text)"
+                    f"CREATE TEMPORARY TABLE {LISTED} ({columns})"
                 )
-                await self.connection.exec_driver_sql(f"TRUNCATE {LISTED}")
             else:
+                await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{LISTED}")
                 await self.connection.exec_driver_sql(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {LISTED} (key TEXT PRIMARY KEY)"
+                    f"CREATE TEMP TABLE {LISTED} ({columns}, "
+                    f"PRIMARY KEY ({', '.join(self._columns)}))"
                 )
-                await self.connection.exec_driver_sql(f"DELETE FROM temp.{LISTED}")
 
-    async def add(self, keys: Sequence[Any]) -> None:
+    async def add(self, keys: Sequence[Key]) -> None:
         """Remember `keys`, in the transaction open on the connection."""
         if not keys:
             return
         if self._postgres:
-            await copy_records(self.connection, LISTED, None, ("key",), [(key,) for key in keys])
+            await copy_records(self.connection, LISTED, None, self._columns, list(keys))
         else:
+            marks = ", ".join("?" for _ in self._columns)
             await self.connection.exec_driver_sql(
-                f"INSERT OR IGNORE INTO temp.{LISTED} (key) VALUES (?)", [(key,) for key in keys]
+                f"INSERT OR IGNORE INTO temp.{LISTED} VALUES ({marks})", list(keys)
             )
 
     async def drop(self) -> None:
@@ -66,16 +72,18 @@ class ListedKeys:
     async def mark_missing_deleted(self, started: datetime, now: datetime) -> int:
         """Soft-delete stored rows the listing that started at `started` did not contain;
         returns how many."""
-        preparer = self.connection.dialect.identifier_preparer
-        target = preparer.format_table(self.table)
-        key = preparer.quote(self.key)
+        target = self.connection.dialect.identifier_preparer.format_table(self.table)
         listed = LISTED if self._postgres else f"temp.{LISTED}"
+        # Keys compare as text (object_keys); the target is named in full, as both backends
+        # take it in a correlated subquery.
+        stored = self.key.as_text(target)
+        same = " AND ".join(f"l.{k} = {s}" for k, s in zip(self._columns, stored, strict=True))
         async with self.connection.begin():
             result = await self.connection.execute(
                 sa.text(
                     f"UPDATE {target} SET deleted_at = :now "
                     f"WHERE deleted_at IS NULL AND synced_at < :started AND NOT EXISTS "
-                    f"(SELECT 1 FROM {listed} l WHERE l.key = {target}.{key})"
+                    f"(SELECT 1 FROM {listed} l WHERE {same})"
                 ).bindparams(
                     sa.bindparam("now", type_=self.table.c.deleted_at.type),
                     sa.bindparam("started", type_=self.table.c.synced_at.type),

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sync_service.background_copy import BackgroundCopy
 from sync_service.listed_keys import ListedKeys
+from sync_service.object_keys import ObjectKey
 from sync_service.object_records import Records, Row, as_records, with_content_hash
 from sync_service.object_writes import ObjectWrites
 
@@ -85,12 +86,9 @@ class ListingWriter:
         started: datetime,
         copy_connection: AsyncConnection | None = None,
     ) -> None:
-        keys = list(table.primary_key.columns)
-        if len(keys) != 1:
-            raise ValueError(f"{table.name} must have a single-column primary key")
         self.connection = connection
         self.table = table
-        self.key = keys[0].name
+        self.key = ObjectKey(table, connection.dialect)
         self.started = started
         self.counts = ListingCounts()
         self._writes = ObjectWrites(connection, table, self.key)
@@ -127,20 +125,20 @@ class ListingWriter:
         if not records.values:
             return 0
         records = with_content_hash(self.table, records)
-        at = records.columns.index(self.key)
+        key_of = self.key.reader(records.columns)
         # One row per key, the last copy being the newest: PostgreSQL refuses to update a row
         # twice in one statement, and a COPY would hit the primary key.
-        unique = list({values[at]: values for values in records.values}.values())
+        unique = {key_of(values): values for values in records.values}
         async with self.connection.begin():
-            stored = await self._writes.stored_hashes([values[at] for values in unique])
-            new = [values for values in unique if values[at] not in stored]
+            stored = await self._writes.stored_hashes(list(unique))
+            new = [values for key, values in unique.items() if key not in stored]
             # A live stored object with the same hash is left alone; the rest are merged,
             # which compares every column again.
             hash_at = records.columns.index("content_hash")
             changed = [
                 values
-                for values in unique
-                if values[at] in stored and stored[values[at]] != values[hash_at]
+                for key, values in unique.items()
+                if key in stored and stored[key] != values[hash_at]
             ]
             if self._background is not None:
                 updated = await self._writes.merge(records.columns, changed)
@@ -167,8 +165,8 @@ class ListingWriter:
         columns, refused = await self._background.settle()
         if not refused:
             return
-        at = columns.index(self.key)
-        stored = await self._writes.stored_hashes([values[at] for values in refused])
+        key_of = self.key.reader(columns)
+        stored = await self._writes.stored_hashes([key_of(values) for values in refused])
         written = await self._writes.merge(columns, refused)
         # Counted as new when their page was written; those stored meanwhile were not.
         new = len(refused) - len(stored)

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk_inserts import copy_records, sqlite_insert_sql, sqlite_values
-from shared.bulk_values import keys_in_json
 from shared.json_codec import dump_json
+from sync_service.object_keys import Key, ObjectKey
 
 _STAGE = "_sync_stage"
 # Written by every page, so not part of what "changed" means.
@@ -27,10 +27,10 @@ _BOOKKEEPING = ("synced_at", "deleted_at")
 
 
 class ObjectWrites:
-    """Writes to `table` (keyed by its single-column primary key `key`) on `connection`,
-    each inside the transaction the caller has open."""
+    """Writes to `table` (keyed by its primary key, `key`) on `connection`, each inside the
+    transaction the caller has open."""
 
-    def __init__(self, connection: AsyncConnection, table: sa.Table, key: str) -> None:
+    def __init__(self, connection: AsyncConnection, table: sa.Table, key: ObjectKey) -> None:
         self.connection = connection
         self.table = table
         self.key = key
@@ -58,18 +58,19 @@ class ObjectWrites:
             async with self.connection.begin():
                 await self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
 
-    async def stored_hashes(self, keys: list[Any]) -> dict[Any, int | None]:
+    async def stored_hashes(self, keys: list[Key]) -> dict[Key, int | None]:
         """Of `keys`, those stored: their `content_hash`, or None if the object is marked
         deleted (or was written before hashes existed), so that it is written again."""
-        key = self._quote(self.key)
+        if not keys:
+            return {}
         live_hash = "CASE WHEN t.deleted_at IS NULL THEN t.content_hash END"
-        ids = keys_in_json(self.connection.dialect.name, key)
         result = await self.connection.exec_driver_sql(
-            f"SELECT t.{key}, {live_hash} FROM {self._target} t JOIN {ids}", (dump_json(keys),)
+            f"SELECT u.n, {live_hash} FROM {self._target} t {self.key.join_on_json()}",
+            (dump_json(keys),),
         )
-        # The driver's rows are (key, hash) pairs; the typing knows only "a tuple".
-        rows = cast("Iterable[tuple[Any, int | None]]", result)
-        return {stored_key: stored_hash for stored_key, stored_hash in rows}
+        # The driver's rows are (position, hash) pairs; the typing knows only "a tuple".
+        rows = cast("Iterable[tuple[int, int | None]]", result)
+        return {keys[position]: stored_hash for position, stored_hash in rows}
 
     async def insert_new(self, columns: Sequence[str], values: list[tuple[Any, ...]]) -> None:
         """Objects not stored yet, by the backend's fastest plain insert."""
@@ -105,16 +106,17 @@ class ObjectWrites:
     def _upsert_sql(self, columns: Sequence[str], source: str, excluded: str) -> str:
         """INSERT ... ON CONFLICT DO UPDATE that writes a stored row only if it differs."""
         q = self._quote
+        keys = self.key.names
         names = ", ".join(q(name) for name in columns)
         updates = ", ".join(
-            f"{q(name)} = {excluded}.{q(name)}" for name in columns if name != self.key
+            f"{q(name)} = {excluded}.{q(name)}" for name in columns if name not in keys
         )
-        compared = [name for name in columns if name != self.key and name not in _BOOKKEEPING]
+        compared = [name for name in columns if name not in keys and name not in _BOOKKEEPING]
         mine = ", ".join(f"t.{q(name)}" for name in compared)
         theirs = ", ".join(f"{excluded}.{q(name)}" for name in compared)
         differs = "IS DISTINCT FROM" if self.postgres else "IS NOT"
         return (
             f"INSERT INTO {self._target} AS t ({names}) {source} "
-            f"ON CONFLICT ({q(self.key)}) DO UPDATE SET {updates} "
+            f"ON CONFLICT ({', '.join(self.key.quoted)}) DO UPDATE SET {updates} "
             f"WHERE t.deleted_at IS NOT NULL OR ({mine}) {differs} ({theirs})"
         )

@@ -44,10 +44,17 @@ def _page_token(url: str) -> str | None:
 
 
 async def iterate_token_pages(
-    client: SendGridClient, path: str, *, items_key: str = "result", page_size: int | None = None
+    client: SendGridClient,
+    path: str,
+    *,
+    items_key: str = "result",
+    page_size: int | None = None,
+    params: QueryParams | None = None,
 ) -> AsyncIterator[Page]:
-    """Follow `_metadata.next` until it is absent, staying on the configured host."""
-    params: QueryParams | None = {"page_size": page_size} if page_size else None
+    """Follow `_metadata.next` until it is absent, staying on the configured host. `params`
+    go with the first request; the `next` links carry them on."""
+    if page_size:
+        params = {**(params or {}), "page_size": page_size}
     url = client.url_for(path)
     seen_urls = {str(httpx.URL(url, params=params))}
     seen_tokens: set[str] = set()
@@ -108,6 +115,27 @@ async def iterate_offset_pages(
             return
         previous = items
         offset += limit
+
+
+async def iterate_keyset_pages(
+    client: SendGridClient, path: str, *, limit: int, items_key: str, id_key: str = "id"
+) -> AsyncIterator[Page]:
+    """`limit`/`lastSeenID` paging (verified senders): each page starts after the last id of
+    the one before; a short page is the last one."""
+    last_seen: Any = None
+    while True:
+        params: dict[str, str | int] = {"limit": limit}
+        if last_seen is not None:
+            params["lastSeenID"] = last_seen
+        items = extract_items(await client.get_json(path, params), items_key, path)
+        if items:
+            yield items
+        if len(items) < limit:
+            return
+        following = items[-1].get(id_key)
+        if following is None or following == last_seen:
+            raise PaginationLoop(f"{path}: lastSeenID {last_seen!r} returned the same page again")
+        last_seen = following
 
 
 async def fetch_single_page(

@@ -1,18 +1,15 @@
-"""How each of the four collections is read, from the new API and from the legacy one.
-
-A reader yields pages of table rows; a page is what one transaction writes.
+"""How the four collections of the first release (lists, segments, recipients and
+campaigns) are read, from the new Marketing Campaigns API and from the legacy one.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sync_service.client import SendGridClient
+from sync_service.collection_reader import CollectionReader, ReadContext, RowPages
 from sync_service.contact_records import ContactRecords, legacy_recipient_row
-from sync_service.contacts_export import ExportPolicy, iterate_exported_batches
+from sync_service.contacts_export import iterate_exported_batches
 from sync_service.errors import SendGridError
 from sync_service.listing_writer import BATCH_SIZE
 from sync_service.object_records import Records, Row
@@ -34,34 +31,11 @@ from sync_service.records import (
     segment_row,
 )
 
-# A page is what one transaction writes: dicts for small collections, records for contacts.
-RowPages = AsyncIterator[list[Row] | Records]
-Reader = Callable[[SendGridClient, "ReadContext"], RowPages]
-
 # Largest page sizes the API accepts (lists: spec max 1000; single sends: none given, Airbyte
 # uses 100; legacy campaigns: no max given, default 10).
 LISTS_PAGE_SIZE = 1000
 SINGLE_SENDS_PAGE_SIZE = 100
 LEGACY_CAMPAIGNS_PAGE_SIZE = 100
-
-
-@dataclass(frozen=True)
-class ReadContext:
-    synced_at: datetime
-    export: ExportPolicy
-    # Raw objects stored by earlier runs, by id; loaded only for readers that ask for them.
-    stored: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CollectionReader:
-    table: str
-    api: str
-    endpoint: str
-    # What an empty result means, in words for the run ledger.
-    nothing_found: str
-    read: Reader
-    uses_stored: bool = False
 
 
 async def fetch_field_types(client: SendGridClient) -> FieldTypes:
@@ -91,10 +65,16 @@ async def read_segments(client: SendGridClient, context: ReadContext) -> RowPage
 
 
 async def read_contacts(client: SendGridClient, context: ReadContext) -> RowPages:
-    field_types = await fetch_field_types(client)
+    field_types: FieldTypes = {}
+
+    async def while_pending() -> None:
+        # The job is started: the run may read the other collections while it is built.
+        context.scope.under_way.set()
+        field_types.update(await fetch_field_types(client))
+
     builder: ContactRecords | None = None
     page: list[tuple[Any, ...]] = []
-    async for batch in iterate_exported_batches(client, context.export):
+    async for batch in iterate_exported_batches(client, context.export, while_pending):
         if builder is None or builder.header != batch.header:  # once per file, if that
             builder = ContactRecords(batch.header, field_types, context.synced_at)
         page += builder.records(batch.records)

@@ -37,7 +37,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _integer(value: Any) -> int | None:
+def integer(value: Any) -> int | None:
     if isinstance(value, bool) or value is None or value == "":
         return None
     try:
@@ -95,7 +95,7 @@ def list_row(item: Row, synced_at: datetime) -> Row:
     return {
         "id": str(item["id"]),
         "name": text_or_none(item.get("name")),
-        "contact_count": _integer(item.get("contact_count")),
+        "contact_count": integer(item.get("contact_count")),
         **object_columns(item, MARKETING, synced_at),
     }
 
@@ -104,7 +104,7 @@ def legacy_list_row(item: Row, synced_at: datetime) -> Row:
     return {
         "id": str(item["id"]),
         "name": text_or_none(item.get("name")),
-        "contact_count": _integer(item.get("recipient_count")),
+        "contact_count": integer(item.get("recipient_count")),
         **object_columns(item, LEGACY, synced_at),
     }
 
@@ -114,7 +114,7 @@ def segment_row(item: Row, synced_at: datetime) -> Row:
     return {
         "id": str(item["id"]),
         "name": text_or_none(item.get("name")),
-        "contacts_count": _integer(item.get("contacts_count")),
+        "contacts_count": integer(item.get("contacts_count")),
         "parent_list_ids": item.get("parent_list_ids") or [],
         "query_version": text_or_none(item.get("query_version")),
         "query_validation": text_or_none(status.get("query_validation"))
@@ -133,7 +133,7 @@ def legacy_segment_row(item: Row, synced_at: datetime) -> Row:
     return {
         "id": str(item["id"]),
         "name": text_or_none(item.get("name")),
-        "contacts_count": _integer(item.get("recipient_count")),
+        "contacts_count": integer(item.get("recipient_count")),
         "parent_list_ids": [str(list_id)] if list_id is not None else [],
         "query_version": None,
         "query_validation": None,
@@ -158,8 +158,8 @@ def campaign_row(item: Row, synced_at: datetime) -> Row:
         "send_at": parse_timestamp(item.get("send_at")),
         "is_abtest": item.get("is_abtest") if isinstance(item.get("is_abtest"), bool) else None,
         "subject": text_or_none(config.get("subject")),
-        "sender_id": _integer(config.get("sender_id")),
-        "suppression_group_id": _integer(config.get("suppression_group_id")),
+        "sender_id": integer(config.get("sender_id")),
+        "suppression_group_id": integer(config.get("suppression_group_id")),
         "send_to": item.get("send_to"),
         "created_at": parse_timestamp(item.get("created_at")),
         "updated_at": parse_timestamp(item.get("updated_at")),
@@ -176,8 +176,8 @@ def legacy_campaign_row(item: Row, synced_at: datetime) -> Row:
         "send_at": None,
         "is_abtest": None,
         "subject": text_or_none(item.get("subject")),
-        "sender_id": _integer(item.get("sender_id")),
-        "suppression_group_id": _integer(item.get("suppression_group_id")),
+        "sender_id": integer(item.get("sender_id")),
+        "suppression_group_id": integer(item.get("suppression_group_id")),
         "send_to": {
             "list_ids": item.get("list_ids") or [],
             "segment_ids": item.get("segment_ids") or [],

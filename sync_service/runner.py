@@ -2,6 +2,11 @@
 
 Errors are mapped here and nowhere else: a 401 fails the run, a 403 marks its collection
 `forbidden`, any other SendGrid failure fails its collection, and the others go on.
+
+Collections are read concurrently, at most SYNC_CONCURRENCY at a time and with at most as
+many requests in flight (the client's bound), the contacts export first: its job is pending
+at SendGrid for most of a full sync, and every other collection is read meanwhile. Each
+collection's ledger row is written as it ends.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import utcnow
+from shared.collections import BY_NAME
+from shared.reconciliation import Reconciliation
 from shared.settings import Settings
 from shared.source_rows import Source, SourceRows
 from shared.source_secrets import SourceSecrets
@@ -26,7 +33,10 @@ from shared.tables import source_tables
 from shared.webhook_check import WebhookCheck
 from sync_service.api_detection import choose_api
 from sync_service.client import Clock, RetryPolicy, SendGridClient, Sleep
+from sync_service.collection_plan import Planned, needs_api_choice, plan_collections
+from sync_service.collection_reader import CollectionReader, ReadContext, ReadPolicy, ReadScope
 from sync_service.contacts_export import ExportPolicy
+from sync_service.cursors import Cursor, load_cursor, save_cursor
 from sync_service.errors import AuthRejected, SendGridError, SendGridForbidden
 from sync_service.ledger import (
     CollectionResult,
@@ -37,7 +47,6 @@ from sync_service.ledger import (
     record_collection,
 )
 from sync_service.listing_writer import ListingWriter, copy_connection
-from sync_service.readers import MARKETING_READERS, CollectionReader, ReadContext
 from sync_service.run_claims import HEARTBEAT_SECONDS, RunClaim
 
 log = logging.getLogger("sendgrid_source.sync")
@@ -60,13 +69,16 @@ class SyncDependencies:
     # Reading a source and decrypting its key need the database and SECRET_KEY only.
     sources: SourceRows = field(init=False)
     secrets: SourceSecrets = field(init=False, repr=False)
-    # The webhook check run after every run's collections (tests replace its clock).
+    # The webhook check and the reconciliation against SendGrid's daily statistics, run after
+    # every run's collections (tests replace their clocks).
     webhook_check: WebhookCheck = field(init=False, repr=False)
+    reconciliation: Reconciliation = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.sources = SourceRows(self.engine)
         self.secrets = SourceSecrets(self.settings.secret_key)
         self.webhook_check = WebhookCheck(self.engine, self.settings, self.http, self.secrets)
+        self.reconciliation = Reconciliation(self.engine, self.settings, self.http, self.secrets)
 
 
 @dataclass
@@ -89,6 +101,9 @@ async def _keep_beating(engine: AsyncEngine, run_id: str) -> None:
         except Exception:  # a missed heartbeat must not kill the run it reports on
             log.warning("heartbeat failed", extra={"fields": {"run_id": run_id}}, exc_info=True)
 
+
+# The collection read from the contacts export, which is started before the others.
+EXPORTED = "recipients"
 
 _END = object()
 Page = TypeVar("Page")
@@ -142,21 +157,43 @@ async def _stored_objects(
         return {str(row[0]): row[1] for row in rows}
 
 
+async def _read_context(
+    deps: SyncDependencies,
+    source: Source,
+    table: sa.Table,
+    reader: CollectionReader,
+    scope: ReadScope,
+) -> ReadContext:
+    cursor = Cursor()
+    if reader.uses_cursor:
+        cursor = await load_cursor(deps.engine, source.id, reader.table)
+    return ReadContext(
+        utcnow(),
+        deps.export,
+        ReadPolicy.of(deps.settings),
+        cursor,
+        await _stored_objects(deps, table, reader),
+        scope,
+    )
+
+
 async def sync_collection(
     deps: SyncDependencies,
     source: Source,
     client: SendGridClient,
     reader: CollectionReader,
-    note: str,
+    note: str | None,
     progress: Progress,
+    scope: ReadScope | None = None,
 ) -> CollectionResult:
-    """Read one collection completely and write it; `AuthRejected` propagates."""
+    """Read one collection and write it; `AuthRejected` propagates. `scope` is the reader's
+    report, for a caller that watches it as the collection is read."""
     table = source_tables(source.schema_name).objects[reader.table]
-    started = utcnow()
-    result = CollectionResult(reader.table, reader.api, "succeeded", started_at=started)
     progress(reader.table, 0, False)
+    context = await _read_context(deps, source, table, reader, scope or ReadScope())
+    started = context.synced_at
+    result = CollectionResult(reader.table, reader.api, "succeeded", started_at=started)
     try:
-        context = ReadContext(started, deps.export, await _stored_objects(deps, table, reader))
         async with (
             deps.engine.connect() as connection,
             copy_connection(deps.engine) as copier,
@@ -165,10 +202,13 @@ async def sync_collection(
             async for page in read_ahead(reader.read(client, context)):
                 result.rows_upserted += await listing.write(page)
                 progress(reader.table, result.rows_upserted, False)
-            # Reached only when the listing is complete: a SendGrid error skips it.
-            result.rows_deleted = await listing.mark_missing_deleted(utcnow())
+            # Reached only when the read ended: a SendGrid error skips both.
+            if context.scope.complete:
+                result.rows_deleted = await listing.mark_missing_deleted(utcnow())
+            if context.scope.next_cursor is not None:
+                await save_cursor(deps.engine, source.id, reader.table, context.scope.next_cursor)
     except SendGridForbidden as exc:
-        result.status, result.message = "forbidden", str(exc)
+        result.status, result.message = "forbidden", _forbidden(exc, reader)
     except AuthRejected:
         raise
     except SendGridError as exc:
@@ -178,19 +218,48 @@ async def sync_collection(
             "nothing was marked deleted)"
         )
     else:
-        if result.rows_upserted == 0:
+        if result.rows_upserted == 0 and context.scope.complete:
             result.status = "empty"
-            result.message = f"{reader.nothing_found}; {note}"
+            said = reader.nothing_found
         else:
-            result.message = f"read from {reader.endpoint} ({listing.counts.describe()}); {note}"
+            said = f"read from {reader.endpoint} ({listing.counts.describe()})"
+        result.message = "; ".join(part for part in (said, context.scope.window, note) if part)
     result.finished_at = utcnow()
     progress(reader.table, result.rows_upserted, True)
+    return result
+
+
+def _forbidden(exc: SendGridForbidden, reader: CollectionReader) -> str:
+    """The refusal, with the scopes the collection needs (shared.collections)."""
+    scopes = " and ".join(BY_NAME[reader.table].scopes)
+    return f"{exc}; {reader.table} needs the {scopes} scope"
+
+
+async def _under_way(scope: ReadScope, task: asyncio.Task[None]) -> None:
+    """Until the collection's first requests are out, or it has ended (or failed) without."""
+    waiting = asyncio.ensure_future(scope.under_way.wait())
+    try:
+        await asyncio.wait((waiting, task), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+
+
+async def _record_planned(
+    deps: SyncDependencies, run_id: str, planned: Planned
+) -> CollectionResult:
+    assert planned.status is not None, "a collection without a reader has a status"
+    now = utcnow()
+    result = CollectionResult(
+        planned.collection.name, None, planned.status, 0, 0, planned.message, now, now
+    )
+    await record_collection(deps.engine, run_id, result)
     return result
 
 
 async def _sync_collections(
     deps: SyncDependencies, source: Source, run_id: str, progress: Progress
 ) -> list[CollectionResult]:
+    concurrency = deps.settings.SYNC_CONCURRENCY
     client = SendGridClient(
         deps.http,
         base_url=deps.settings.sendgrid_base_url(source.region),
@@ -198,24 +267,43 @@ async def _sync_collections(
         policy=deps.retry,
         sleep=deps.sleep,
         clock=deps.clock,
+        max_in_flight=concurrency,
     )
-    choice = await choose_api(client)
-    results: list[CollectionResult] = []
-    if choice.readers is None:
-        now = utcnow()
-        results = [
-            CollectionResult(reader.table, None, "forbidden", 0, 0, choice.reason, now, now)
-            for reader in MARKETING_READERS
-        ]
-        for result in results:
+    choice = await choose_api(client) if needs_api_choice(source.collections) else None
+    plan = plan_collections(choice, source.collections)
+    results: dict[str, CollectionResult] = {}
+    for planned in plan:
+        if planned.reader is None:
+            results[planned.collection.name] = await _record_planned(deps, run_id, planned)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def read(planned: Planned, scope: ReadScope) -> None:
+        assert planned.reader is not None
+        async with slots:
+            result = await sync_collection(
+                deps, source, client, planned.reader, planned.note, progress, scope
+            )
+            # Recorded as each one ends, so the ledger shows progress while the run goes on.
             await record_collection(deps.engine, run_id, result)
-        return results
-    for reader in choice.readers:
-        result = await sync_collection(deps, source, client, reader, choice.reason, progress)
-        # Recorded as each one ends, so the ledger shows progress while the run goes on.
-        await record_collection(deps.engine, run_id, result)
-        results.append(result)
-    return results
+        results[result.collection] = result
+
+    to_read = [planned for planned in plan if planned.reader is not None]
+    try:
+        async with asyncio.TaskGroup() as group:
+            # The export first: its job is then pending at SendGrid while the others are read.
+            for planned in to_read:
+                if planned.collection.name == EXPORTED:
+                    scope = ReadScope()
+                    export = group.create_task(read(planned, scope))
+                    await _under_way(scope, export)
+            for planned in to_read:
+                if planned.collection.name != EXPORTED:
+                    group.create_task(read(planned, ReadScope()))
+    except BaseExceptionGroup as errors:
+        # One cause for the run: a rejected key if that is what happened, else the first.
+        rejected = errors.subgroup(AuthRejected)
+        raise (rejected or errors).exceptions[0] from None
+    return [results[planned.collection.name] for planned in plan]
 
 
 async def check_webhook(deps: SyncDependencies, source: Source) -> None:
@@ -227,6 +315,17 @@ async def check_webhook(deps: SyncDependencies, source: Source) -> None:
         raise
     except Exception:
         log.exception("webhook check failed", extra={"fields": {"source": source.name}})
+
+
+async def check_completeness(deps: SyncDependencies, source: Source) -> None:
+    """The reconciliation after a run's collections. It records its own SendGrid errors on
+    the source; anything else is logged here, and never fails the run."""
+    try:
+        await deps.reconciliation.reconcile(await deps.sources.get(source.id))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("completeness check failed", extra={"fields": {"source": source.name}})
 
 
 async def execute_run(
@@ -241,6 +340,7 @@ async def execute_run(
         results = await _sync_collections(deps, source, claim.run_id, progress or _no_progress)
         status = overall_status(results)
         await check_webhook(deps, source)
+        await check_completeness(deps, source)
     except AuthRejected as exc:
         error = str(exc)
     except SendGridError as exc:

@@ -4,6 +4,10 @@ A new source is picked up at the next reconcile (every RECONCILE_SECONDS) and, h
 yet, gets its initial sync at once. A removed source loses its job. Each job is one run at a
 time (`max_instances=1`) with missed runs collapsed into one (`coalesce`); across replicas the
 database claim in `run_claims` keeps runs of one source apart.
+
+Every sync run ends with the reconciliation against SendGrid's daily statistics; one more job
+(`completeness`, hourly) reconciles each source whose last reconciliation is a day old, so a
+source whose syncs are rarer than daily, or keep failing, is still reconciled every day.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from shared import webhook_gauge
+from shared import completeness_gauge, webhook_gauge
 from shared.clock import utcnow
 from sync_service.ledger import Trigger, last_run_started
 from sync_service.run_claims import fail_dead_runs
@@ -24,6 +28,9 @@ log = logging.getLogger("sendgrid_source.sync")
 
 RECONCILE_SECONDS = 20
 JOB_PREFIX = "sync:"
+# How often the completeness job looks for sources due, and how old a reconciliation is due.
+COMPLETENESS_JOB_SECONDS = 3600
+COMPLETENESS_EVERY = timedelta(days=1)
 
 
 def job_id(source_id: str) -> str:
@@ -46,6 +53,14 @@ class SyncScheduler:
             max_instances=1,
             coalesce=True,
         )
+        self.scheduler.add_job(
+            self.check_completeness,
+            "interval",
+            seconds=COMPLETENESS_JOB_SECONDS,
+            id="completeness",
+            max_instances=1,
+            coalesce=True,
+        )
         self.scheduler.start()
 
     def shutdown(self) -> None:
@@ -63,11 +78,15 @@ class SyncScheduler:
         # Runs left `running` by a process that died: shown failed, and not counted below.
         await fail_dead_runs(self.service.deps.engine)
         sources = {source.id: source for source in await deps.sources.list_sources()}
-        # The webhook findings gauge, from the table: also shows checks the ingest ran.
+        # The gauges, from their tables: they also show checks the ingest service ran.
         try:
             await webhook_gauge.refresh(deps.engine)
         except Exception:
             log.exception("the webhook findings gauge was not refreshed")
+        try:
+            await completeness_gauge.refresh(deps.engine)
+        except Exception:
+            log.exception("the completeness gauge was not refreshed")
         for source_id in list(self._intervals):
             if source_id not in sources:
                 self.scheduler.remove_job(job_id(source_id))
@@ -110,3 +129,19 @@ class SyncScheduler:
         except Exception:
             # The scheduler would only log it; this says which source.
             log.exception("scheduled sync failed", extra={"fields": {"source_id": source_id}})
+
+    async def check_completeness(self) -> None:
+        """Reconcile each source last reconciled COMPLETENESS_EVERY ago or more (or never)."""
+        deps = self.service.deps
+        due = deps.reconciliation.now() - COMPLETENESS_EVERY
+        for source in await deps.sources.list_sources():
+            checked = source.completeness_checked_at
+            if checked is not None and checked > due:
+                continue
+            try:
+                await deps.reconciliation.reconcile(source)
+            except Exception:
+                log.exception(
+                    "scheduled completeness check failed",
+                    extra={"fields": {"source_id": source.id}},
+                )

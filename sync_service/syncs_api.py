@@ -1,60 +1,30 @@
-"""REST API of sync runs: start one now, list a source's runs (admin token required)."""
+"""REST API of sync runs: start one now, list a source's runs (admin token required).
+
+The bodies are defined in shared/schemas.py: the ingest service relays these two routes for
+the console (ingest_service/sync_relay.py) and documents the same shapes."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel
 
-from shared.schemas import ErrorBody
+from shared.schemas import CollectionRun, ErrorBody, SyncRun, SyncRunList, SyncStarted
 from sync_service.ledger import RunRecord
 from sync_service.service import SyncService
 
 
-class CollectionRun(BaseModel):
-    collection: str
-    api: str | None
-    status: str
-    rows_upserted: int
-    rows_deleted: int
-    message: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-class SyncRun(BaseModel):
-    id: str
-    source_id: str
-    trigger: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    error: str | None
-    collections: list[CollectionRun]
-
-    @classmethod
-    def of(cls, run: RunRecord) -> SyncRun:
-        return cls(
-            id=run.id,
-            source_id=run.source_id,
-            trigger=run.trigger,
-            status=run.status,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            error=run.error,
-            collections=[CollectionRun(**vars(result)) for result in run.collections],
-        )
-
-
-class SyncStarted(BaseModel):
-    run_id: str
-    status: str = "running"
-
-
-class SyncRunList(BaseModel):
-    runs: list[SyncRun]
+def _public(run: RunRecord) -> SyncRun:
+    return SyncRun(
+        id=run.id,
+        source_id=run.source_id,
+        trigger=run.trigger,
+        status=run.status,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        error=run.error,
+        collections=[CollectionRun(**vars(result)) for result in run.collections],
+    )
 
 
 def get_sync_service(request: Request) -> SyncService:
@@ -84,4 +54,4 @@ async def list_syncs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SyncRunList:
     """The source's runs, newest first, each with what happened to every collection."""
-    return SyncRunList(runs=[SyncRun.of(run) for run in await service.runs(source_id, limit)])
+    return SyncRunList(runs=[_public(run) for run in await service.runs(source_id, limit)])

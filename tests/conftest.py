@@ -34,7 +34,17 @@ SENDGRID_TEST_URL = "https://sendgrid.test"
 ADMIN_TOKEN = "test-admin-token-" + "x" * 24
 # What a key limited to reading and sending lists; a full-access key also has the Event
 # Webhook's scopes (shared.webhook_settings), which registration reports on when missing.
-READ_SCOPES = ["marketing.read", "mail.send", "scopes.read", "suppression.read"]
+READ_SCOPES = [
+    "asm.groups.read",
+    "asm.groups.suppressions.read",
+    "mail.send",
+    "marketing.read",
+    "scopes.read",
+    "stats.read",
+    "suppression.read",
+    "templates.read",
+    "templates.versions.read",
+]
 WEBHOOK_SCOPES = [
     "user.webhooks.event.settings.create",
     "user.webhooks.event.settings.delete",

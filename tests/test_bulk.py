@@ -3,6 +3,7 @@ values as SQLAlchemy would."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 
 import httpx
@@ -16,7 +17,10 @@ from sqlalchemy.dialects import sqlite
 from ingest_service.bulk import insert_all_unless_stored, insert_new_rows
 from ingest_service.parsing import parse_body
 from shared.bulk_values import sqlite_datetime_text
-from shared.tables import UTCDateTime, source_tables
+from shared.column_types import UTCDateTime
+from shared.db import sqlite_schema_path
+from shared.db_errors import is_unique_violation, lost_write_race
+from shared.tables import source_tables
 from tests.webhook_helpers import body_of, new_source
 
 pytestmark = pytest.mark.usefixtures("sendgrid")
@@ -75,6 +79,32 @@ async def test_insert_all_unless_stored_inserts_every_record_or_none(
     async with engine.connect() as connection:
         ids = (await connection.scalars(sa.select(table.c.id).order_by(table.c.id))).all()
     assert ids == [f"bulk-{n}" for n in range(8)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_stale_sqlite_snapshot_is_raised_for_a_retry_not_taken_for_a_stored_id(
+    ingest: httpx.AsyncClient, ingest_app: FastAPI, database_url: str
+) -> None:
+    """Another connection wrote the file after this transaction read it: SQLite refuses
+    the write (SQLITE_BUSY_SNAPSHOT) whatever the ids. That is raised, for the group commit
+    to be written again, not answered as "an id is stored" and sent down the look-up path."""
+    source = await new_source(ingest)
+    table = source_tables(source["schema"]).events["delivered"]
+    now = datetime.now(UTC)
+    records = parse_body(body_of([delivered(n) for n in range(3)]), now).rows["delivered"]
+    async with ingest_app.state.engine.begin() as connection:
+        await connection.exec_driver_sql("SAVEPOINT reader")  # begins the transaction
+        await connection.scalar(sa.select(sa.func.count()).select_from(table))
+        other = sqlite3.connect(sqlite_schema_path(database_url, source["schema"]))
+        other.execute("CREATE TABLE written_meanwhile (x INTEGER)")  # same file
+        other.commit()
+        other.close()
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            await insert_all_unless_stored(connection, table, records)
+        await connection.rollback()
+
+    assert lost_write_race(raised.value)
+    assert not is_unique_violation(raised.value)
 
 
 async def test_a_source_meeting_stored_ids_is_looked_up_first_until_its_resends_stop(

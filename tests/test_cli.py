@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,18 @@ import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from sendgrid_source.cli import app
+from shared.collections import NAMES
 from shared.db import create_engine, sqlite_schema_path
+from shared.events import EVENT_TABLES
 from shared.settings import Settings, get_settings
-from shared.tables import CONTROL_SCHEMA, SOURCE_SCHEMA_VERSION, sources, webhook_findings
+from shared.tables import (
+    CONTROL_SCHEMA,
+    SOURCE_SCHEMA_VERSION,
+    source_tables,
+    sources,
+    sync_cursors,
+    webhook_findings,
+)
 from tests.conftest import SENDGRID_TEST_URL, WEBHOOK_SCOPES, api_key, fresh_postgres_database
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.webhook_helpers import Signer
@@ -114,7 +124,7 @@ def test_migrate_twice_is_idempotent(
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
     first = cli("migrate")
     assert first.exit_code == 0, first.output
-    assert "upgraded from an empty database to 0002" in first.output
+    assert "upgraded from an empty database to 0004" in first.output
 
     assert cli("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
     # An older source schema is brought up to date by the next migrate, and only by it.
@@ -123,10 +133,10 @@ def test_migrate_twice_is_idempotent(
     third = cli("migrate")
 
     assert second.exit_code == 0, second.output
-    assert "already at revision 0002" in second.output
+    assert "already at revision 0004" in second.output
     assert "source schemas: upgraded sendgrid" in second.output
     assert third.exit_code == 0, third.output
-    assert "already at revision 0002" in third.output
+    assert "already at revision 0004" in third.output
     assert "source schemas: all up to date" in third.output
     rows = query(empty_database_url, sa.select(sources.c.schema_version))
     assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
@@ -162,7 +172,39 @@ def test_migrate_brings_a_version_1_source_schema_to_content_hashes(
             query(empty_database_url, sa.text(f"SELECT content_hash FROM sendgrid.{table}")) == []
         )
     rows = query(empty_database_url, sa.select(sources.c.schema_version))
-    assert [row.schema_version for row in rows] == [2]
+    assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
+
+
+def test_migrate_brings_a_version_3_source_schema_to_the_rejected_index(
+    cli: Invoke,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sendgrid: respx.MockRouter,
+) -> None:
+    migrated_with_a_source(cli, empty_database_url, monkeypatch)
+    # What version 3 created: `rejected` without its index on received_at.
+    postgres = empty_database_url.startswith("postgresql")
+    drop = "DROP INDEX sendgrid.ix_rejected_received_at"
+    query(empty_database_url, sa.text(drop))
+    query(empty_database_url, sources.update().values(schema_version=3))
+    listed = (
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'sendgrid' AND tablename = 'rejected'"
+        if postgres
+        else "SELECT name FROM sendgrid.sqlite_master WHERE type = 'index' AND tbl_name='rejected'"
+    )
+    assert "ix_rejected_received_at" not in {
+        row[0] for row in query(empty_database_url, sa.text(listed))
+    }
+
+    result = cli("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert "source schemas: upgraded sendgrid" in result.output
+    assert "ix_rejected_received_at" in {
+        row[0] for row in query(empty_database_url, sa.text(listed))
+    }
+    rows = query(empty_database_url, sa.select(sources.c.schema_version))
+    assert [row.schema_version for row in rows] == [SOURCE_SCHEMA_VERSION]
 
 
 def test_migrate_brings_a_first_release_control_schema_to_managed_webhooks(
@@ -196,10 +238,105 @@ def test_migrate_brings_a_first_release_control_schema_to_managed_webhooks(
     result = cli("migrate")
 
     assert result.exit_code == 0, result.output
-    assert "upgraded from 0001 to 0002" in result.output
+    assert "upgraded from 0001 to 0004" in result.output
     rows = query(empty_database_url, sa.select(sources.c.name, sources.c.webhook_repair))
     assert [(row.name, row.webhook_repair) for row in rows] == [("SendGrid", False)]
     assert query(empty_database_url, sa.select(sa.func.count()).select_from(webhook_findings)) == [
+        (0,)
+    ]
+
+
+def test_migrate_brings_a_0002_database_to_every_collection(
+    cli: Invoke,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sendgrid: respx.MockRouter,
+) -> None:
+    migrated_with_a_source(cli, empty_database_url, monkeypatch)
+    # What revision 0002 and source schema version 2 had: no chosen collections, no cursors,
+    # and only the four object tables of the first release.
+    control = _control(empty_database_url, "sources")
+    query(empty_database_url, sa.text(f"ALTER TABLE {control} DROP COLUMN collections"))
+    query(empty_database_url, sa.text(f"DROP TABLE {_control(empty_database_url, 'sync_cursors')}"))
+    added = [name for name in NAMES if name not in ("lists", "segments", "recipients", "campaigns")]
+    for table in added:
+        query(empty_database_url, sa.text(f"DROP TABLE sendgrid.{table}"))
+    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
+    query(empty_database_url, alembic_version.update().values(version_num="0002"))
+    query(empty_database_url, sources.update().values(schema_version=2))
+
+    result = cli("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert "upgraded from 0002 to 0004" in result.output
+    assert "source schemas: upgraded sendgrid" in result.output
+    rows = query(empty_database_url, sa.select(sources.c.collections, sources.c.schema_version))
+    assert [(row.collections, row.schema_version) for row in rows] == [
+        (None, SOURCE_SCHEMA_VERSION)
+    ]
+    assert query(empty_database_url, sa.select(sa.func.count()).select_from(sync_cursors)) == [(0,)]
+    for table in added:
+        assert query(empty_database_url, sa.text(f"SELECT count(*) FROM sendgrid.{table}")) == [
+            (0,)
+        ]
+
+
+def event_indexes(database_url: str, schema: str) -> dict[str, set[str]]:
+    """Each event table of `schema` -> the names of its indexes."""
+
+    async def run() -> dict[str, set[str]]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+
+                def inspect(sync_connection: sa.Connection) -> dict[str, set[str]]:
+                    inspector = sa.inspect(sync_connection)
+                    return {
+                        table: {str(i["name"]) for i in inspector.get_indexes(table, schema)}
+                        for table in EVENT_TABLES
+                    }
+
+                return await connection.run_sync(inspect)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_migrate_brings_a_0003_database_to_reconciliation(
+    cli: Invoke,
+    empty_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sendgrid: respx.MockRouter,
+) -> None:
+    migrated_with_a_source(cli, empty_database_url, monkeypatch)
+    # What revision 0003 and source schema version 3 had: no statistics time zone nor
+    # reconciliation on `sources`, no `timestamp` index on the event tables, no completeness.
+    control = _control(empty_database_url, "sources")
+    for column in ("stats_timezone", "completeness_checked_at", "completeness_error"):
+        query(empty_database_url, sa.text(f"ALTER TABLE {control} DROP COLUMN {column}"))
+    for table in EVENT_TABLES:
+        query(empty_database_url, sa.text(f"DROP INDEX sendgrid.ix_{table}_timestamp"))
+    query(empty_database_url, sa.text("DROP TABLE sendgrid.completeness"))
+    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
+    query(empty_database_url, alembic_version.update().values(version_num="0003"))
+    query(empty_database_url, sources.update().values(schema_version=3))
+    assert not any("ix_delivered_timestamp" in names for names in
+                   event_indexes(empty_database_url, "sendgrid").values())  # fmt: skip
+
+    result = cli("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert "upgraded from 0003 to 0004" in result.output
+    assert "source schemas: upgraded sendgrid" in result.output
+    rows = query(
+        empty_database_url,
+        sa.select(sources.c.stats_timezone, sources.c.completeness_error, sources.c.schema_version),
+    )
+    assert [tuple(row) for row in rows] == [("UTC", None, SOURCE_SCHEMA_VERSION)]
+    for table, names in event_indexes(empty_database_url, "sendgrid").items():
+        assert f"ix_{table}_timestamp" in names
+    assert query(empty_database_url, sa.text("SELECT count(*) FROM sendgrid.completeness")) == [
         (0,)
     ]
 
@@ -224,7 +361,7 @@ def test_sources_need_an_up_to_date_database(on_database: Invoke, database_url: 
     query(database_url, alembic_version.update().values(version_num="0000"))
     result = on_database("sources", "list")
     assert result.exit_code == 1
-    assert "the database is at revision 0000, not 0002: run migrate first" in result.stderr
+    assert "the database is at revision 0000, not 0004: run migrate first" in result.stderr
 
 
 # --- sources -------------------------------------------------------------------------------
@@ -430,6 +567,152 @@ def test_sources_update_turns_webhook_repair_on_and_off(
     assert on.exit_code == 0, on.output
     assert off.exit_code == 0, off.output
     assert (row_on.webhook_repair, row_off.webhook_repair) == (True, False)
+
+
+def test_sources_choose_their_collections(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    added = on_database(
+        "sources", "add", "SendGrid", "--api-key", api_key(), "--collections", "templates, lists"
+    )
+    [chosen] = query(database_url, sa.select(sources.c.collections))
+    unknown = on_database("sources", "update", "SendGrid", "--collections", "lists,bounces")
+    narrowed = on_database("sources", "update", "SendGrid", "--collections", "stats_daily")
+    everything = on_database("sources", "update", "SendGrid", "--all-collections")
+    [after] = query(database_url, sa.select(sources.c.collections))
+
+    assert added.exit_code == 0, added.output
+    assert chosen.collections == ["lists", "templates"]
+    assert unknown.exit_code == 1
+    assert "--collections: unknown collection(s) 'bounces'" in unknown.stderr
+    assert "suppression_bounces" in unknown.stderr  # the valid names are listed
+    assert "collections  stats_daily\n" in narrowed.output
+    assert everything.exit_code == 0, everything.output
+    assert after.collections is None
+    assert f"collections  {', '.join(NAMES)}" in everything.output
+
+
+def test_sources_take_the_time_zone_of_their_statistics(
+    on_database: Invoke, database_url: str, sendgrid: respx.MockRouter
+) -> None:
+    added = on_database(
+        "sources", "add", "SendGrid", "--api-key", api_key(), "--stats-timezone", "Europe/Paris"
+    )
+    refused = on_database("sources", "update", "SendGrid", "--stats-timezone", "Paris")
+    changed = on_database("sources", "update", "SendGrid", "--stats-timezone", "America/New_York")
+    shown = on_database("sources", "show", "SendGrid", "--json")
+
+    assert added.exit_code == 0, added.output
+    assert refused.exit_code == 1
+    assert "--stats-timezone: 'Paris' is not an IANA time zone name" in refused.stderr
+    assert changed.exit_code == 0, changed.output
+    assert "stats zone   America/New_York" in changed.output
+    assert json.loads(shown.output)["stats_timezone"] == "America/New_York"
+    assert [row.stats_timezone for row in query(database_url, sa.select(sources))] == [
+        "America/New_York"
+    ]
+
+
+def store_deliveries(
+    database_url: str, schema: str, moments: list[datetime], tag: str = "a"
+) -> None:
+    """Delivered events as the receiver stores them (the columns that must be filled)."""
+    table = source_tables(schema).events["delivered"]
+    query(
+        database_url,
+        table.insert().values(
+            [
+                {
+                    "id": f"delivered-{tag}{n}",
+                    "event": "delivered",
+                    "email": f"user{n}@example.com",
+                    "timestamp": moment,
+                    "custom_args": {},
+                    "raw": {"event": "delivered"},
+                    "received_at": moment,
+                }
+                for n, moment in enumerate(moments)
+            ]
+        ),
+    )
+
+
+def test_completeness_shows_a_verdict_a_day_and_exits_1_while_events_are_missing(
+    on_database: Invoke, database_url: str, account: FakeAccount
+) -> None:
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+    now = datetime.now(UTC)
+    query(database_url, sources.update().values(created_at=now - timedelta(days=10)))
+    today = now.date()
+    # Two days ago is not settled yet; the three days before it are.
+    day = datetime.combine(today - timedelta(days=3), datetime.min.time(), UTC)
+    store_deliveries(database_url, "sendgrid", [day + timedelta(hours=h) for h in (1, 9, 17)])
+    account.daily_stats[(today - timedelta(days=3)).isoformat()] = {"delivered": 5}
+    account.daily_stats[(today - timedelta(days=4)).isoformat()] = {"opens": 0}
+
+    before = on_database("completeness", "SendGrid")
+    checked = on_database("completeness", "SendGrid", "--check", "--days", "2")
+    shown = on_database("completeness", "SendGrid", "--json", "--days", "1")
+
+    assert before.exit_code == 0, before.output
+    assert "last check never" in before.output
+    assert "no day reconciled yet" in before.output
+    assert checked.exit_code == 1, checked.output
+    lines = checked.output.splitlines()
+    assert lines[0].startswith("source 'SendGrid': days in UTC, last check ")
+    assert lines[1:] == [
+        f"  {today - timedelta(days=3)}  2 events missing in delivered",
+        f"  {today - timedelta(days=4)}  complete",
+    ]
+    assert shown.exit_code == 1
+    [day_shown] = json.loads(shown.output)["days"]
+    delivered = next(m for m in day_shown["metrics"] if m["metric"] == "delivered")
+    assert (delivered["sendgrid_count"], delivered["stored_count"]) == (5, 3)
+
+    # The two missing deliveries arrive: complete, exit 0.
+    store_deliveries(
+        database_url, "sendgrid", [day + timedelta(hours=20, minutes=m) for m in (1, 2)], "b"
+    )
+    complete = on_database("completeness", "SendGrid", "--check", "--days", "1")
+    assert complete.exit_code == 0, complete.output
+    assert complete.output.splitlines()[1:] == [f"  {today - timedelta(days=3)}  complete"]
+
+
+def test_completeness_of_a_new_source_or_of_an_unknown_one(
+    on_database: Invoke, account: FakeAccount
+) -> None:
+    assert on_database("sources", "add", "SendGrid", "--api-key", api_key()).exit_code == 0
+
+    result = on_database("completeness", "SendGrid", "--check")
+    unknown = on_database("completeness", "Nobody")
+
+    # No webhook to watch and no event: nothing says events are meant to arrive.
+    assert result.exit_code == 1, result.output
+    assert "warning: not reconciled: the source has received no event" in result.output
+    assert "no day reconciled yet" in result.output
+    assert account.stats_queries == []
+    assert unknown.exit_code == 1
+    assert "no active source with id or name 'Nobody'" in unknown.stderr
+
+
+def test_completeness_reports_a_refused_stats_read(
+    on_database: Invoke, database_url: str, account: FakeAccount
+) -> None:
+    key = Signer().verification_key
+    added = on_database(
+        "sources", "add", "SendGrid", "--api-key", api_key(), "--verification-key", key
+    )
+    assert added.exit_code == 0, added.output
+    query(database_url, sources.update().values(created_at=datetime.now(UTC) - timedelta(days=5)))
+    account.forbidden.add("/v3/stats")
+
+    result = on_database("completeness", "SendGrid", "--check")
+
+    assert result.exit_code == 1
+    assert (
+        "warning: not reconciled: the API key may not read /v3/stats: it needs the stats.read "
+        "scope" in result.output
+    )
 
 
 def test_sources_remove_unknown(on_database: Invoke) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from shared.tables import CONTROL_SCHEMA, UTCDateTime, webhook_findings
+from shared.column_types import UTCDateTime
+from shared.tables import CONTROL_SCHEMA, webhook_findings
 
 revision = "0002"
 down_revision = "0001"

@@ -1,6 +1,8 @@
-"""SendGrid's Marketing Campaigns API, answered from a `FakeAccountState` (state.py) with the
-shapes of payloads.py: the one set of request handlers, whether the app runs as a server
-(server.py), behind httpx.ASGITransport, or behind respx routes (respx_route.py).
+"""SendGrid's API, answered from a `FakeAccountState` (state.py): Marketing Campaigns here with
+the shapes of payloads.py, the other parts from their own modules (suppressions, templates,
+senders, marketing_stats, stats, webhooks); the one set of request handlers, whether the app
+runs as a server (server.py), behind httpx.ASGITransport, or behind respx routes
+(respx_route.py). Every refused query is a 400 with SendGrid's error body (params.py).
 
 Prism (the spec's mock server) cannot exercise a sync: it ignores page tokens, hands out
 off-host `next` links, never finishes an export and sends no rate-limit headers. This app
@@ -22,6 +24,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from tests.fake_sendgrid.contacts import GeneratedContacts, export_builder
+from tests.fake_sendgrid.marketing_stats import add_marketing_stats_routes
+from tests.fake_sendgrid.params import BadRequest, bad_request_answer, int_param, page_offset
 from tests.fake_sendgrid.payloads import (
     JSON,
     contact_count,
@@ -34,17 +38,21 @@ from tests.fake_sendgrid.payloads import (
     scopes,
     single_send_detail,
 )
+from tests.fake_sendgrid.senders import add_sender_routes
 from tests.fake_sendgrid.state import Export, FakeAccountState, generated_account
 from tests.fake_sendgrid.stats import add_stats_routes
+from tests.fake_sendgrid.suppressions import add_suppression_routes
+from tests.fake_sendgrid.templates import add_template_routes
 from tests.fake_sendgrid.webhooks import add_webhook_routes
 
 _DOWNLOAD_CHUNK = 64 * 1024
 _REVOKED = "The provided authorization grant is invalid, expired, or revoked"
 
 
-def _refusal(account: FakeAccountState, path: str) -> JSONResponse | None:
-    """The answer of an account switched to refuse this API path, if it is."""
-    if account.key_revoked:
+def _refusal(account: FakeAccountState, path: str, authorization: str) -> JSONResponse | None:
+    """The answer of an account switched to refuse this API path or key, if it is."""
+    key = authorization.removeprefix("Bearer ").strip()
+    if account.key_revoked or key in account.revoked_keys:
         body = {"errors": [{"message": _REVOKED, "field": None, "help": None}]}
         return JSONResponse(body, status_code=401)
     if account.unavailable:
@@ -58,8 +66,13 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
     account = state if state is not None else generated_account()
     app = FastAPI(title="fake SendGrid")
     app.state.account = account
+    app.add_exception_handler(BadRequest, bad_request_answer)
     add_webhook_routes(app, account.webhooks)
     add_stats_routes(app, account)
+    add_suppression_routes(app, account)
+    add_template_routes(app, account)
+    add_sender_routes(app, account)
+    add_marketing_stats_routes(app, account)
 
     @app.middleware("http")
     async def refusals_and_rate_limits(request: Request, call_next: Any) -> Response:
@@ -67,6 +80,7 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
         reset = time.time() + 1
         path = request.url.path
         if path.startswith("/v3/"):
+            account.queries.append((path, dict(request.query_params)))
             every = account.rate_limit_every
             if every and account.requests % every == 0:
                 return JSONResponse(
@@ -74,7 +88,7 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
                     status_code=429,
                     headers=rate_limit_headers(0, reset),
                 )
-            refused = _refusal(account, path)
+            refused = _refusal(account, path, request.headers.get("authorization", ""))
             if refused is not None:
                 refused.headers.update(rate_limit_headers(599, reset))
                 return refused
@@ -83,9 +97,9 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
         return response
 
     def page(request: Request, items: list[JSON]) -> JSONResponse:
-        base = str(request.url.remove_query_params(["page_token", "page_size"]))
-        size = int(request.query_params.get("page_size", "100"))
-        return JSONResponse(paged(items, base, size, request.query_params.get("page_token")))
+        query = request.query_params
+        size = int_param(query, "page_size", default=100, minimum=1)
+        return JSONResponse(paged(items, str(request.url), size, page_offset(query, len(items))))
 
     def api(request: Request) -> str:
         return str(request.base_url).rstrip("/")
@@ -133,7 +147,8 @@ def create_fake_sendgrid(state: FakeAccountState | None = None) -> FastAPI:
         if account.export_failure is not None:
             body = export_status(export_id, "failure", message=account.export_failure)
             return JSONResponse(body)
-        if export.polls <= account.polls_before_ready:
+        building = time.monotonic() - export.started < account.export_seconds
+        if export.polls <= account.polls_before_ready or building:
             return JSONResponse(export_status(export_id, "pending", api=api(request)))
         files = await export.files  # ready only once its files are made
         downloads = account.downloads_url or f"{api(request)}/downloads"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 from typing import Any
 
+import httpx
+
 API = "https://api.sendgrid.com"  # where the tests' SendGrid is; the server's own URL for it
 
 JSON = dict[str, Any]
@@ -62,22 +64,28 @@ def token_page(
     return {"result": items, "_metadata": metadata}
 
 
-def paged(items: list[JSON], url: str, page_size: int, page_token: str | None) -> JSON:
-    """The page of `items` that `GET url?page_size=&page_token=` answers, the token being the
-    offset: `_metadata.next` links to the following page, on the same host, while there is
-    one."""
-    start = int(page_token or 0)
+def paged(items: list[JSON], url: str, page_size: int, start: int, key: str = "result") -> JSON:
+    """The page of `items` from offset `start` that `GET url` answers, as SendGrid's token-paged
+    endpoints do: `{key: [...], "_metadata": {prev, self, next, count}}` (Metadata in
+    tsg_templates_v3 and tsg_mc_stats_v3). The links are `url` with its other parameters kept
+    and `page_size`/`page_token` set (the token is the offset), on the host asked: `prev` while
+    there is an earlier page, `next` while there is a later one."""
     following = start + page_size
-    return token_page(
-        items[start:following],
-        self_url=f"{url}?page_size={page_size}&page_token={start or ''}",
-        next_url=(
-            f"{url}?page_size={page_size}&page_token={following}"
-            if following < len(items)
-            else None
-        ),
-        count=len(items),
-    )
+
+    def link(offset: int) -> str:
+        linked = httpx.URL(url).copy_set_param("page_size", page_size)
+        if offset:
+            return str(linked.copy_set_param("page_token", offset))
+        return str(linked.copy_remove_param("page_token"))
+
+    metadata: JSON = {}
+    if start > 0:
+        metadata["prev"] = link(max(0, start - page_size))
+    metadata["self"] = link(start)
+    if following < len(items):
+        metadata["next"] = link(following)
+    metadata["count"] = len(items)
+    return {key: items[start:following], "_metadata": metadata}
 
 
 def segment_v2(segment_id: str, name: str, contacts_count: int, parent_list_ids: list[str]) -> JSON:

@@ -22,6 +22,11 @@ def main() -> None:
     parser.add_argument("--single-sends", type=int, default=10)
     parser.add_argument("--export-files", type=int, default=2)
     parser.add_argument("--rate-limit-every", type=int, default=0)
+    parser.add_argument(
+        "--export-seconds", type=float, default=0.0, help="keep each export pending this long"
+    )
+    parser.add_argument("--suppressions", type=int, default=2500)
+    parser.add_argument("--templates", type=int, default=30)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4010)
     args = parser.parse_args()
@@ -31,7 +36,10 @@ def main() -> None:
         single_sends=args.single_sends,
         export_files=args.export_files,
         rate_limit_every=args.rate_limit_every,
+        suppressions=args.suppressions,
+        templates=args.templates,
     )
+    state.export_seconds = args.export_seconds
     uvicorn.run(create_fake_sendgrid(state), host=args.host, port=args.port, log_level="warning")
 
 

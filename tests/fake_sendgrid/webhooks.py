@@ -81,6 +81,9 @@ class WebhookAccount:
     deleted: list[str] = field(default_factory=list)
     # The test batches on their way; a test awaits them to see them land.
     deliveries: list[asyncio.Task[Any]] = field(default_factory=list)
+    # Every test batch of the account carries this time: two batches sent a second apart
+    # are then the same events, which the receiver must store once.
+    test_batch_time: int = field(default_factory=lambda: int(time.time()))
     _keys: dict[str, ec.EllipticCurvePrivateKey] = field(default_factory=dict)
 
     def add(self, url: str, *, signed: bool = False, **settings: Any) -> JSON:
@@ -241,7 +244,7 @@ def add_webhook_routes(app: FastAPI, account: WebhookAccount) -> None:
             return _errors(400, "url is required")
         account.tests_sent.append((webhook_id, url))
         if account.deliver is not None:
-            events = json.dumps(test_batch(int(time.time())), separators=(",", ":"))
+            events = json.dumps(test_batch(account.test_batch_time), separators=(",", ":"))
             payload = events.encode() + b"\r\n"
             headers = account.signed_headers(webhook_id, payload) if webhook_id else {}
             # SendGrid answers 204 at once and POSTs the batch afterwards.

@@ -24,6 +24,7 @@ import pytest
 import respx
 
 from shared.clock import utcnow
+from shared.collections import NAMES
 from shared.db import create_engine
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
@@ -50,7 +51,7 @@ CONTACTS = 40_000
 LISTS = 1500  # two pages of 1000
 # Killed once the second run has rewritten this many contacts (of CONTACTS).
 KILL_AFTER_CONTACTS = 10_000
-TABLES = ("lists", "segments", "recipients", "campaigns")
+TABLES = NAMES  # every collection's table
 
 
 async def runs(settings: Settings, source_id: str) -> list[dict[str, Any]]:

@@ -99,7 +99,7 @@ async def test_a_copy_refused_by_an_object_stored_meanwhile_is_merged_instead(
     # The refused page's objects were merged: "b" changed, "c" was new.
     counts = listing.counts
     assert (counts.inserted, counts.updated, counts.unchanged) == (3, 1, 0)
-    assert lookups[2] == ["b", "c"]  # the merge's own look-up, for the counts
+    assert lookups[2] == [("b",), ("c",)]  # the merge's own look-up, for the counts
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -117,7 +117,7 @@ async def test_a_refused_page_still_lists_its_unchanged_objects_so_none_is_delet
         found = await real_lookup(self, keys)
         if len(lookups) != 2:  # page 1's look-up, and the refused COPY's recount, see all
             return found
-        return {key: found_hash for key, found_hash in found.items() if key != "b"}
+        return {key: found_hash for key, found_hash in found.items() if key != ("b",)}
 
     monkeypatch.setattr(ObjectWrites, "stored_hashes", b_looks_new_to_page_2)
     # Page 2's COPY is refused ("b" is page 1's), so "z", seen unchanged on page 2, is
@@ -131,4 +131,4 @@ async def test_a_refused_page_still_lists_its_unchanged_objects_so_none_is_delet
     # "a" and "b" are new; page 2's "b" (recounted after its refused COPY) and "z" unchanged.
     counts = listing.counts
     assert (counts.inserted, counts.updated, counts.unchanged) == (2, 0, 2)
-    assert lookups == [["a", "b"], ["b", "z"], ["b"]]
+    assert lookups == [[("a",), ("b",)], [("b",), ("z",)], [("b",)]]

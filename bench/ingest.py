@@ -41,6 +41,24 @@ ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123"
 
 
+# Shares of duplicates (SendGrid's resends: earlier events of the run sent again) of the
+# cases measured after the main one, which sends none, as in steady state.
+DUPLICATE_CASES = (0.05, 0.50)
+
+
+@dataclass
+class DuplicatesCase:
+    """A maximum-rate run whose batches repeat `share` of earlier events."""
+
+    share: float
+    events_per_s: float
+    # CPU seconds per event: service, PostgreSQL.
+    cpu_us: tuple[float, float]
+    # Table writes whose insert with no look-up was refused (a stored id met), of all.
+    refused: int
+    table_writes: int
+
+
 @dataclass
 class IngestFigures:
     backend: str
@@ -61,6 +79,7 @@ class IngestFigures:
     commits: int
     # Cores busy during the maximum-rate run: service, load generator, PostgreSQL.
     cpu: list[float]
+    duplicates: list[DuplicatesCase]
 
 
 def free_port() -> int:
@@ -153,23 +172,30 @@ async def wait_healthy(client: httpx.AsyncClient, attempts: int = 300) -> None:
     raise RuntimeError(f"{client.base_url} did not become healthy")
 
 
-async def _commit_retries(client: httpx.AsyncClient) -> tuple[int, int]:
-    """Group commits written again after racing the other writer, and all group commits."""
+_RETRIES = "sendgrid_source_commit_retries_total"
+_COMMITS = "sendgrid_source_commit_events_count"
+_REFUSED = "sendgrid_source_inserts_refused_total"
+_TABLE_WRITES = "sendgrid_source_table_writes_total"
+
+
+async def _metrics(client: httpx.AsyncClient) -> dict[str, int]:
+    """The service's counters the benchmark reports, summed over their labels."""
     text = (await client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})).text
-    values = {}
+    values = dict.fromkeys((_RETRIES, _COMMITS, _REFUSED, _TABLE_WRITES), 0)
     for line in text.splitlines():
         name, _, value = line.partition(" ")
-        if name in ("sendgrid_source_commit_retries_total", "sendgrid_source_commit_events_count"):
-            values[name] = int(float(value))
-    return (
-        values.get("sendgrid_source_commit_retries_total", 0),
-        values.get("sendgrid_source_commit_events_count", 0),
-    )
+        name = name.split("{", 1)[0]
+        if name in values:
+            values[name] += int(float(value))
+    return values
 
 
-def _process_cpu(pid: int) -> float:
+def _process_cpu(pid: int, *, reaped_children: bool = False) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    ticks = int(fields[11]) + int(fields[12])  # utime + stime
+    if reaped_children:  # cutime + cstime: children that ended and were waited for
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def process_tree(pid: int) -> list[int]:
@@ -191,26 +217,37 @@ def process_tree(pid: int) -> list[int]:
 
 
 def _tree_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and its live descendants, and of the children it reaped (a
+    PostgreSQL backend that ended, say)."""
     total = 0.0
     for member in process_tree(pid):
         try:
-            total += _process_cpu(member)
+            total += _process_cpu(member, reaped_children=member == pid)
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
 
 
-def cpu_seconds(service_pid: int) -> tuple[float, float, float]:
+async def postmaster_pid(database_url: str) -> int:
+    """The benchmark's own PostgreSQL cluster: its postmaster is the parent of a backend.
+    Other clusters on the machine (other test runs) are not counted."""
+    connection = await asyncpg.connect(
+        database_url.replace("postgresql+asyncpg://", "postgresql://")
+    )
+    try:
+        return _parent_of(await connection.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await connection.close()
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def cpu_seconds(service_pid: int, postmaster: int | None) -> tuple[float, float, float]:
     """CPU seconds used so far by the service (with its parser processes), this process, and
-    every PostgreSQL process (on this machine: the benchmark's own cluster)."""
-    postgres = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip().startswith("postgres"):
-                    postgres += _process_cpu(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                continue
+    the benchmark's PostgreSQL cluster (every process of it, autovacuum included)."""
+    postgres = _tree_cpu(postmaster) if postmaster is not None else 0.0
     return _tree_cpu(service_pid), time.process_time(), postgres
 
 
@@ -368,8 +405,12 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
         "INGEST_PORT": str(settings.INGEST_PORT),
         "LOG_LEVEL": "WARNING",
     }
-    full, unique_full = make_batches(batches, BATCH_SIZE, seed=1)
-    half, unique_half = make_batches(max(4, batches // 2), BATCH_SIZE, seed=2)
+    full, unique_full = make_batches(batches, BATCH_SIZE, duplicate_share=0.0, seed=1)
+    half, unique_half = make_batches(max(4, batches // 2), BATCH_SIZE, duplicate_share=0.0, seed=2)
+    repeated = [
+        make_batches(max(4, batches // 2), BATCH_SIZE, duplicate_share=share, seed=3 + n)
+        for n, share in enumerate(DUPLICATE_CASES)
+    ]
     records = _unique_records(full)
     # The limit is measured before and after the service run: this machine's speed drifts
     # over minutes, and the median of both sides keeps the ratio honest.
@@ -381,6 +422,7 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
         command = [sys.executable, "-m", "uvicorn", "--factory", "--workers", workers,
                    "--port", str(settings.INGEST_PORT), "--no-access-log",
                    "ingest_service.app:app_from_environment"]  # fmt: skip
+    postmaster = await postmaster_pid(database_url) if backend == "postgresql" else None
     service = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     try:
         base = f"http://127.0.0.1:{settings.INGEST_PORT}"
@@ -398,18 +440,39 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
                      "-o", f"{profile}/ingest-{backend}.txt"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
-            cpu_before = cpu_seconds(service.pid)
+            cpu_before = cpu_seconds(service.pid, postmaster)
             elapsed, latencies = await _post_all(client, path, signed_full, senders, None)
             cpu = [
                 (after - before) / elapsed
-                for before, after in zip(cpu_before, cpu_seconds(service.pid), strict=True)
+                for before, after in zip(
+                    cpu_before, cpu_seconds(service.pid, postmaster), strict=True
+                )
             ]
             events_per_s = batches * BATCH_SIZE / elapsed
             interval = BATCH_SIZE / (events_per_s / 2)
             half_elapsed, half_latencies = await _post_all(
                 client, path, signed_half, senders, interval
             )
-            retries = await _commit_retries(client)
+            metrics = await _metrics(client)
+            cases = []
+            for share, (case_batches, _) in zip(DUPLICATE_CASES, repeated, strict=True):
+                signed = [(b, signer.headers(b)) for b in map(frame, case_batches)]
+                before = (cpu_seconds(service.pid, postmaster), await _metrics(client))
+                case_elapsed, _ = await _post_all(client, path, signed, senders, None)
+                after = (cpu_seconds(service.pid, postmaster), await _metrics(client))
+                events = len(case_batches) * BATCH_SIZE
+                cases.append(
+                    DuplicatesCase(
+                        share=share,
+                        events_per_s=events / case_elapsed,
+                        cpu_us=(
+                            (after[0][0] - before[0][0]) / events * 1e6,
+                            (after[0][2] - before[0][2]) / events * 1e6,
+                        ),
+                        refused=after[1][_REFUSED] - before[1][_REFUSED],
+                        table_writes=after[1][_TABLE_WRITES] - before[1][_TABLE_WRITES],
+                    )
+                )
         rss = peak_rss_mb(service.pid)
     finally:
         service.terminate()
@@ -420,8 +483,8 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
     naive = await _naive_rate(settings, "bench_naive", records, 2000)
     return IngestFigures(
         backend=backend,
-        events_sent=(len(full) + len(half)) * BATCH_SIZE,
-        unique_sent=unique_full + unique_half,
+        events_sent=(len(full) + len(half) + sum(len(b) for b, _ in repeated)) * BATCH_SIZE,
+        unique_sent=unique_full + unique_half + sum(unique for _, unique in repeated),
         rows_stored=stored,
         events_per_s=events_per_s,
         p50_max_ms=_percentile(latencies, 0.5),
@@ -433,9 +496,10 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
         limit_rows_per_s=statistics.median(limits),
         limit_spread=(limits[0], limits[-1]),
         naive_rows_per_s=naive,
-        commit_retries=retries[0],
-        commits=retries[1],
+        commit_retries=metrics[_RETRIES],
+        commits=metrics[_COMMITS],
         cpu=cpu,
+        duplicates=cases,
     )
 
 
@@ -449,7 +513,7 @@ def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
     stored = "equal" if f.rows_stored == f.unique_sent else "MISMATCH"
     return [
         (
-            "events/s, end to end (HTTP, signature, validation, dedupe, commit)",
+            "events/s, end to end, no duplicates (HTTP, signature, validation, dedupe, commit)",
             f"{f.events_per_s:,.0f}",
             "",
         ),
@@ -486,8 +550,21 @@ def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
             f"of {os.cpu_count()} cores; CPU per event: service {_per_event_us(f, 0)}"
             + (f", PostgreSQL {_per_event_us(f, 2)}" if f.backend == "postgresql" else ""),
         ),
+        *(
+            (
+                f"events/s with {case.share:.0%} duplicates (earlier events sent again), "
+                "end to end",
+                f"{case.events_per_s:,.0f}; CPU per event: service {case.cpu_us[0]:.0f} µs"
+                + (f", PostgreSQL {case.cpu_us[1]:.0f} µs" if f.backend == "postgresql" else "")
+                + f"; inserts with no look-up refused: {case.refused:,} of "
+                f"{case.table_writes:,} table writes",
+                f"service = {case.events_per_s / f.limit_rows_per_s:.0%} of raw {limit_kind}"
+                + (" (target ≥ 40%)" if case.share == 0.05 and f.backend == "postgresql" else ""),
+            )
+            for case in f.duplicates
+        ),
         (
-            "group commits / of them written again after racing the other writer",
+            "group commits (maximum and half rate) / of them written again after a race",
             f"{f.commits:,} / {f.commit_retries:,}",
             "",
         ),

@@ -30,15 +30,23 @@ from shared.webhook_arrivals import TestArrivals
 
 def create_app(settings: Settings) -> FastAPI:
     engine = create_engine(settings.DATABASE_URL)
+    # SQLite takes one writer at a time whatever the setting.
+    writers = 1 if settings.is_sqlite else settings.INGEST_WRITERS
+    # The writer's own connections (PostgreSQL), which pass JSON as text (see create_engine);
+    # on SQLite one engine keeps every connection's attached schemas in step.
+    writer_engine = (
+        engine
+        if settings.is_sqlite
+        else create_engine(settings.DATABASE_URL, pool_size=writers, jsonb_as_text=True)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer = EventWriter(
-            engine,
+            writer_engine,
             max_events=settings.INGEST_BATCH_MAX_EVENTS,
             linger_seconds=settings.INGEST_BATCH_LINGER.total_seconds(),
-            # SQLite takes one writer at a time whatever the setting.
-            writers=1 if settings.is_sqlite else settings.INGEST_WRITERS,
+            writers=writers,
         )
         parsers = ParserPool(settings.INGEST_PARSERS)
         async with httpx.AsyncClient() as http:
@@ -65,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await writer.stop()
                 await parsers.stop()
                 await engine.dispose()
+                await writer_engine.dispose()
 
     # Every route behind the admin token, in one router.
     admin = APIRouter()

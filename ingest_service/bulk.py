@@ -25,8 +25,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest_service.parsing import RejectedRow
-from shared.bulk_inserts import copy_records, sqlite_insert_sql, sqlite_values
+from shared.bulk_inserts import (
+    copy_records,
+    copy_records_unless_stored,
+    sqlite_insert_sql,
+    sqlite_values,
+)
 from shared.bulk_values import is_json, keys_in_json
+from shared.db_errors import is_unique_violation
 from shared.event_records import ID_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, dump_json, load_json
 
@@ -61,6 +67,39 @@ async def insert_new_rows(
     if contended:
         return await _insert_sqlite_one_by_one(connection, table, records)
     return await _insert_sqlite(connection, table, records)
+
+
+async def insert_all_unless_stored(
+    connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
+) -> bool:
+    """Insert every record with no look-up, or none of them (False) when one's id is stored
+    already: the write path when duplicates are rare, which then needs no look-up at all.
+
+    The records' ids must be distinct. PostgreSQL: a binary COPY under a savepoint; SQLite:
+    one executemany under a savepoint. Either is rolled back to when the primary key refuses
+    a record; any other error is raised.
+    """
+    if not records:
+        return True
+    if connection.dialect.name == "postgresql":
+        return await copy_records_unless_stored(
+            connection,
+            table.name,
+            table.schema,
+            [column.name for column in table.columns],
+            sorted(records, key=_by_id),
+        )
+    await connection.exec_driver_sql("SAVEPOINT insert_unless_stored")
+    try:
+        await connection.exec_driver_sql(
+            _sqlite_insert_sql(connection, table), _sqlite_values(connection, table, records)
+        )
+    except sa.exc.IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        await connection.exec_driver_sql("ROLLBACK TO SAVEPOINT insert_unless_stored")
+        return False
+    return True
 
 
 async def _insert_copy(

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from pydantic import ValidationError
 
 from ingest_service.event_values import ValuesReader, values_reader
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.event_records import EVENT_LAYOUTS, EventLayout, EventRecord
 from shared.events import EVENT_TYPES, custom_args, event_id
-from shared.json_codec import canonical_json, dump_json, load_json
+from shared.json_codec import canonical_json, dump_json, load_json, load_json_objects
 
 
 @dataclass
@@ -65,6 +66,21 @@ class ParsedBatch:
         return sum(len(rows) for rows in self.rows.values())
 
 
+_BATCH_ENCODER = msgspec.msgpack.Encoder()
+_BATCH_DECODER = msgspec.msgpack.Decoder(ParsedBatch)
+
+
+def parse_packed(body: bytes, received_at: datetime, max_events: int) -> bytes:
+    """`parse_body`, its batch as MessagePack: what a parser process sends back."""
+    return _BATCH_ENCODER.encode(parse_body(body, received_at, max_events))
+
+
+def unpack_batch(packed: bytes) -> ParsedBatch:
+    """The batch `parse_packed` made, as `parse_body` returned it (records as tuples, times
+    as UTC datetimes)."""
+    return _BATCH_DECODER.decode(packed)
+
+
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     """Undo `Content-Encoding: gzip`, refusing output beyond `limit` (gzip bombs)."""
     if not encoding or encoding.strip().lower() == "identity":
@@ -84,6 +100,40 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
 
 
 def parse_body(body: bytes, received_at: datetime, max_events: int = 50_000) -> ParsedBatch:
+    read = load_json_objects(body)
+    if read is None:
+        document, texts = _document(body), None
+    else:
+        document, texts = read
+    if len(document) > max_events:
+        raise PayloadTooLarge(
+            f"the body holds {len(document)} events, more than the limit of {max_events}"
+        )
+    # NUL can only arrive escaped; PostgreSQL text and jsonb cannot hold it.
+    may_hold_nul = b"\\u0000" in body
+    batch = ParsedBatch(received_at=received_at)
+    for position, item in enumerate(document):
+        if may_hold_nul and _holds_nul(item):
+            kind = item.get("event")
+            batch.rejected.append(
+                RejectedRow.of(
+                    "the event holds a NUL character (\\u0000), which cannot be stored",
+                    _payload(item),
+                    kind.replace("\x00", "") if isinstance(kind, str) else None,
+                )
+            )
+            continue
+        table, row = _event_row(
+            item, dump_json(item) if texts is None else texts[position], received_at, batch
+        )
+        if row is not None:
+            batch.rows.setdefault(table, []).append(row)
+    return batch
+
+
+def _document(body: bytes) -> list[dict[str, Any]]:
+    """The body read by the general parser, or the 400 saying why it is not an array of
+    event objects."""
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -109,35 +159,14 @@ def parse_body(body: bytes, received_at: datetime, max_events: int = 50_000) -> 
             "the body must be a JSON array of event objects; "
             f"item {not_objects[0]} is a JSON {_json_kind(document[not_objects[0]])}"
         )
-    if len(document) > max_events:
-        raise PayloadTooLarge(
-            f"the body holds {len(document)} events, more than the limit of {max_events}"
-        )
-    # NUL can only arrive escaped; PostgreSQL text and jsonb cannot hold it.
-    may_hold_nul = b"\\u0000" in body
-    batch = ParsedBatch(received_at=received_at)
-    for item in document:
-        if may_hold_nul and _holds_nul(item):
-            kind = item.get("event")
-            batch.rejected.append(
-                RejectedRow.of(
-                    "the event holds a NUL character (\\u0000), which cannot be stored",
-                    _payload(item),
-                    kind.replace("\x00", "") if isinstance(kind, str) else None,
-                )
-            )
-            continue
-        table, row = _event_row(item, received_at, batch)
-        if row is not None:
-            batch.rows.setdefault(table, []).append(row)
-    return batch
+    return document
 
 
 def _event_row(
-    item: dict[str, Any], received_at: datetime, batch: ParsedBatch
+    item: dict[str, Any], raw: str, received_at: datetime, batch: ParsedBatch
 ) -> tuple[str, EventRecord | None]:
     kind = item.get("event")
-    parsing = _PARSING.get(kind) if isinstance(kind, str) else None
+    parsing = _PARSING.get(kind) if type(kind) is str else None
     if parsing is None:
         reason = (
             "the event has no 'event' field" if kind is None else f"unknown event type {kind!r}"
@@ -158,19 +187,17 @@ def _event_row(
                 RejectedRow.of(f"invalid {kind} event: {reason}", _payload(item), kind)
             )
             return "", None
-        values = layout.values_of(event.__dict__)
-    if layout.json_positions:
-        listed = list(values)
-        for i in layout.json_positions:
-            if listed[i] is not None:
-                listed[i] = dump_json(listed[i])
-        values = tuple(listed)
+        values = list(layout.values_of(event.__dict__))
+    for i in layout.json_positions:
+        if values[i] is not None:
+            values[i] = dump_json(values[i])
+    sg_event_id = item.get("sg_event_id")
     # In the order of `EventLayout.columns`: id, the values, custom_args, raw, received_at.
     return layout.table, (
-        event_id(item),
+        sg_event_id if type(sg_event_id) is str and sg_event_id else event_id(item),
         *values,
         dump_json(custom_args(item)),
-        dump_json(item),
+        raw,
         received_at,
     )
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ingest_service.bulk import insert_rejected
 from ingest_service.parsing import ParsedBatch
 from ingest_service.table_write import Submission, WriteResult, stats_added, write_event_table
+from ingest_service.write_paths import WritePaths
 from shared.db_errors import lost_write_race
 from shared.events import EVENT_TABLES
 from shared.tables import source_tables, webhook_stats
@@ -54,6 +55,8 @@ COMMIT_RETRIES = Counter(
 )
 
 _CONFLICT_RETRIES = 5
+# Tables one group commit writes with no look-up (each under a savepoint), at most.
+_SAVEPOINTS_PER_COMMIT = 32
 
 
 class WriteFailed(Exception):
@@ -97,6 +100,7 @@ class EventWriter:
         self._lane_of = lane_of_tables(writers)
         # Events handed to write() and not yet answered: the receiver's backlog.
         self.pending_events = 0
+        self.paths = WritePaths()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -213,15 +217,26 @@ class EventWriter:
         BATCH_REQUESTS.observe(len(group))
         BATCH_EVENTS.observe(sum(s.batch.event_count for s in group))
         now = datetime.now(UTC)
+        savepoints = 0
         async with self.engine.begin() as connection:
             # A fixed order of tables keeps concurrent writers from deadlocking.
             for schema in sorted({s.schema for s in group}):
                 members = [s for s in group if s.schema == schema]
                 tables = source_tables(schema)
+                optimistic = self.paths.optimistic(schema)
                 for table_name in sorted({t for s in members for t in s.batch.rows}):
-                    await write_event_table(
-                        connection, tables.events[table_name], members, contended
+                    # Each table written with no look-up holds a savepoint (a subtransaction)
+                    # till the commit; PostgreSQL keeps 64 per transaction in shared memory.
+                    savepoint = optimistic and savepoints < _SAVEPOINTS_PER_COMMIT
+                    savepoints += savepoint
+                    met_stored = await write_event_table(
+                        connection,
+                        tables.events[table_name],
+                        members,
+                        contended=contended,
+                        optimistic=savepoint,
                     )
+                    self.paths.observe(schema, met_stored)
                 rejected = [row for s in members for row in s.batch.rejected]
                 if rejected:
                     await insert_rejected(connection, tables.rejected, rejected, now)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +29,40 @@ async def copy_records(
     `connection.begin()` opened. Does nothing when there are no records."""
     if not records:
         return
+    driver = await _driver_in_transaction(connection)
+    await driver.copy_records_to_table(
+        table, schema_name=schema, records=records, columns=list(columns)
+    )
+
+
+async def copy_records_unless_stored(
+    connection: AsyncConnection,
+    table: str,
+    schema: str | None,
+    columns: Sequence[str],
+    records: Sequence[tuple[Any, ...]],
+) -> bool:
+    """`copy_records` of all `records`, or of none when the table's primary key or a unique
+    index refuses one of them: the COPY runs under a savepoint, rolled back to on a unique
+    violation (False). Any other error is raised, as by `copy_records`."""
+    if not records:
+        return True
+    driver = await _driver_in_transaction(connection)
+    await driver.execute("SAVEPOINT copy_unless_stored")
+    try:
+        await driver.copy_records_to_table(
+            table, schema_name=schema, records=records, columns=list(columns)
+        )
+    except asyncpg.UniqueViolationError:
+        await driver.execute("ROLLBACK TO SAVEPOINT copy_unless_stored")
+        return False
+    # Not released: the savepoint ends with the transaction, and a RELEASE would cost a
+    # round trip per table.
+    return True
+
+
+async def _driver_in_transaction(connection: AsyncConnection) -> Any:
+    """asyncpg's connection under `connection`, inside the transaction it began."""
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None  # asyncpg's connection, inside a `connection.begin()`
     if not driver.is_in_transaction():
@@ -35,9 +70,7 @@ async def copy_records(
         # a raw COPY before that would commit on its own, outside the transaction (and into
         # a staging table that empties on commit).
         await connection.exec_driver_sql("SELECT 1")
-    await driver.copy_records_to_table(
-        table, schema_name=schema, records=records, columns=list(columns)
-    )
+    return driver
 
 
 def sqlite_insert_sql(

@@ -8,6 +8,7 @@ a column's own conversion only where the dialect has one (datetimes as text on S
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,9 +29,44 @@ def dialect_converters(table: sa.Table, columns: Sequence[str], dialect: sa.Dial
         if is_json(column):
             continue
         process = column.type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
+        if process is None:
+            continue
+        if dialect.name == "sqlite" and _is_datetime(column):
+            converters.append((position, sqlite_datetime_text(process)))
+        else:
             converters.append((position, process))
     return converters
+
+
+def _is_datetime(column: sa.Column[Any]) -> bool:
+    # A TypeDecorator (UTCDateTime) names its underlying type in `impl`.
+    return isinstance(getattr(column.type, "impl", column.type), sa.DateTime)
+
+
+_SAMPLES = (datetime(2025, 10, 9, 8, 53, 20, tzinfo=UTC), datetime(5, 1, 2, 3, 4, 5, 6))
+
+
+def sqlite_datetime_text(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """SQLAlchemy's SQLite text of a datetime (`process`, its bind processor), made by
+    `isoformat` in C rather than by formatting seven fields in Python; the text of the last
+    value is kept, since every row of a request shares its `received_at`. Anything but a
+    datetime goes to `process`, as does every value if the two texts ever differ."""
+    if any(sample.isoformat(" ", "microseconds")[:26] != process(sample) for sample in _SAMPLES):
+        return process
+    last: list[Any] = [None, None]
+
+    def convert(value: Any) -> Any:
+        if value is last[0]:
+            return last[1]
+        if type(value) is not datetime:
+            return process(value)
+        # Years are four digits (1 to 9999); the offset after the microseconds is dropped,
+        # as SQLAlchemy drops it.
+        text = value.isoformat(" ", "microseconds")[:26]
+        last[0], last[1] = value, text
+        return text
+
+    return convert
 
 
 def converted(values: list[tuple[Any, ...]], converters: Converters) -> list[tuple[Any, ...]]:

@@ -40,7 +40,14 @@ def sqlite_schema_path(database_url: str, schema: str) -> Path:
     return main.with_name(f"{main.stem}.{validate_schema_name(schema)}.db")
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, pool_size: int = 10, jsonb_as_text: bool = False
+) -> AsyncEngine:
+    """`jsonb_as_text` (PostgreSQL): jsonb values go to and come from asyncpg as JSON text,
+    through asyncpg's own codec, instead of through SQLAlchemy's, which calls Python for
+    each value (a COPY of event rows calls it three times a row). For an engine that writes
+    JSON as text and reads no JSON column, as the ingest service's writer: reading one
+    through it gives text, not the decoded value."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         database = Path(url.database or "")
@@ -55,13 +62,23 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "checkout", sync_attachments)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         execution_options={"schema_translate_map": {None: CONTROL_SCHEMA}},
         connect_args={"server_settings": {"application_name": "sendgrid-source"}},
+    )
+    if jsonb_as_text:
+        # Runs after the dialect's own set-up, which installs SQLAlchemy's codec.
+        event.listen(engine.sync_engine, "connect", _asyncpg_jsonb_codec)
+    return engine
+
+
+def _asyncpg_jsonb_codec(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    dbapi_connection.run_async(
+        lambda connection: connection.reset_type_codec("jsonb", schema="pg_catalog")
     )
 
 

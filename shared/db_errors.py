@@ -14,15 +14,16 @@ import sqlite3
 
 from sqlalchemy.exc import DBAPIError
 
-_RACE_SQLSTATES = frozenset({"23505", "40P01"})  # unique_violation, deadlock_detected
+_UNIQUE_VIOLATION = "23505"
+_RACE_SQLSTATES = frozenset({_UNIQUE_VIOLATION, "40P01"})  # and deadlock_detected
+# SQLite refuses a key already stored with one of these two extended codes.
+_SQLITE_KEY_REFUSALS = frozenset({"SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE"})
 # SQLite has one writer at a time, so it never deadlocks. A race is a key another process (a
 # second ingest worker) stored between the look-up and the insert, or a write that another
 # connection committed after this transaction had read (SQLITE_BUSY_SNAPSHOT: its snapshot
 # is stale, and SQLite refuses at once rather than waiting); writing again in a new
 # transaction sees what the other one wrote.
-_RACE_SQLITE_ERRORS = frozenset(
-    {"SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_BUSY_SNAPSHOT"}
-)
+_RACE_SQLITE_ERRORS = _SQLITE_KEY_REFUSALS | {"SQLITE_BUSY_SNAPSHOT"}
 
 
 def lost_write_race(exc: BaseException) -> bool:
@@ -32,3 +33,12 @@ def lost_write_race(exc: BaseException) -> bool:
     if isinstance(error, sqlite3.Error):
         return getattr(error, "sqlite_errorname", None) in _RACE_SQLITE_ERRORS
     return getattr(error, "sqlstate", None) in _RACE_SQLSTATES
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """`exc` is a primary key or unique index refusing a row: not a deadlock, nor a stale
+    SQLite snapshot, which are races the whole group commit is written again for."""
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorname", None) in _SQLITE_KEY_REFUSALS
+    return getattr(error, "sqlstate", None) == _UNIQUE_VIOLATION

@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+import msgspec
 import orjson
 
 
@@ -57,3 +58,22 @@ def load_json(body: bytes) -> Any:
     except UnicodeEncodeError:
         raise ValueError("a string holds a lone surrogate escape, which is not Unicode") from None
     return document
+
+
+_OBJECTS = msgspec.json.Decoder(list[dict[str, Any]])
+_TEXTS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def load_json_objects(body: bytes) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """A JSON array of objects, and each object's text exactly as it is in `body`; None for
+    anything else, for `load_json` to read or to say what is wrong with it.
+
+    msgspec reads integers of any size exactly and refuses what orjson refuses (invalid
+    UTF-8, lone surrogate escapes, numbers beyond a double's range), so it needs no second
+    parser; its objects' texts are slices of the body, not encoded again.
+    """
+    try:
+        objects = _OBJECTS.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    return objects, [str(text, "utf-8") for text in _TEXTS.decode(body)]

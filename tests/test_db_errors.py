@@ -1,5 +1,6 @@
 """A group commit is written again only after losing a race on a key: a unique violation or
-a deadlock, told by the error's code on each backend, never by its wording."""
+a deadlock, told by the error's code on each backend, never by its wording. A write with no
+look-up falls back to the look-up only on a key refused, never on another race."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import create_engine
-from shared.db_errors import lost_write_race
+from shared.db_errors import is_unique_violation, lost_write_race
 
 
 @pytest.fixture
@@ -45,6 +46,8 @@ async def test_a_key_stored_meanwhile_is_a_race(connection: AsyncConnection) -> 
 
     assert lost_write_race(primary_key)
     assert lost_write_race(unique)
+    assert is_unique_violation(primary_key)
+    assert is_unique_violation(unique)
 
 
 async def test_other_integrity_errors_are_not_a_race(connection: AsyncConnection) -> None:
@@ -52,6 +55,7 @@ async def test_other_integrity_errors_are_not_a_race(connection: AsyncConnection
 
     assert isinstance(not_null, sa.exc.IntegrityError)
     assert not lost_write_race(not_null)
+    assert not is_unique_violation(not_null)
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -64,6 +68,7 @@ async def test_a_raw_copy_onto_a_stored_key_is_a_race(connection: AsyncConnectio
             await driver.copy_records_to_table("race", records=[("a", "y", "u2")])
 
     assert lost_write_race(raised.value)
+    assert is_unique_violation(raised.value)
 
 
 def test_deadlocks_are_a_race_and_lookalike_wording_is_not() -> None:
@@ -71,6 +76,14 @@ def test_deadlocks_are_a_race_and_lookalike_wording_is_not() -> None:
     assert not lost_write_race(asyncpg.SerializationError("could not serialize"))
     assert not lost_write_race(sqlite3.OperationalError("deadlock on a unique key"))
     assert not lost_write_race(RuntimeError("unique deadlock"))
+
+
+def test_a_deadlock_is_not_a_key_refused() -> None:
+    """Both deadlocked writers' rows may be new: the group commit is written again, not
+    sent down the look-up path."""
+    assert not is_unique_violation(asyncpg.DeadlockDetectedError("deadlock detected"))
+    assert not is_unique_violation(sqlite3.IntegrityError("UNIQUE constraint failed"))
+    assert not is_unique_violation(RuntimeError("unique violation"))
 
 
 def test_a_stale_sqlite_snapshot_is_a_race_and_a_busy_database_is_not(tmp_path: Path) -> None:
@@ -97,3 +110,6 @@ def test_a_stale_sqlite_snapshot_is_a_race_and_a_busy_database_is_not(tmp_path: 
 
     assert lost_write_race(stale.value)
     assert not lost_write_race(busy.value)
+    # A stale snapshot refuses the write, not a key: no reason to look the ids up.
+    assert not is_unique_violation(stale.value)
+    assert not is_unique_violation(busy.value)

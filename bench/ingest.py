@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bench.events import frame, make_batches
-from ingest_service.parsing import parse_body
+from shared.event_parsing import parse_body
 from shared import warehouse
 from shared.bulk_values import is_json
 from shared.db import create_engine, sqlite_schema_path

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
-from ingest_service.parsing import ParsedBatch, parse_body, parse_packed, unpack_batch
+from shared.event_parsing import ParsedBatch, parse_body, parse_packed, unpack_batch
 from shared.errors import ServiceUnavailable
 from shared.gc_tuning import tune_garbage_collection
 

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from ingest_service.parsers import ParserPool
-from ingest_service.parsing import ParsedBatch, RejectedRow, decompress
+from shared.event_parsing import ParsedBatch, RejectedRow, decompress
 from ingest_service.writer import EventWriter, WriteFailed
 from shared.errors import AppError, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable
 from shared.schemas import ErrorBody

@@ -10,7 +10,7 @@ request of the group gets the error (answered 503), so SendGrid resends and noth
 de-duplication absorbs whatever had in fact been written.
 
 This module is the lanes: what goes into a commit, when, and the answers. What a commit
-writes, table by table, is `ingest_service.table_write`.
+writes, table by table, is `shared.event_table_write`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest_service.bulk import insert_rejected
-from ingest_service.parsing import ParsedBatch
-from ingest_service.table_write import Submission, WriteResult, stats_added, write_event_table
+from shared.event_inserts import insert_rejected
+from shared.event_parsing import ParsedBatch
+from shared.event_table_write import Submission, WriteResult, stats_added, write_event_table
 from ingest_service.write_paths import WritePaths
 from shared.db_errors import lost_write_race
 from shared.events import EVENT_TABLES

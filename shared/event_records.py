@@ -6,10 +6,10 @@ values as text: what COPY and executemany take. The parser builds records in thi
 `shared.tables` creates the event tables' columns in this order, and the writers read a
 record's id and `raw` at the positions named here, so the three cannot drift apart.
 
-    id | the model's fields (`EventLayout.value_fields`) | custom_args | raw | received_at
+    id | the model's fields (`EventLayout.value_fields`) | custom_args | raw | received_at | origin
 
-The positions of `id`, `custom_args`, `raw` and `received_at` are the same in every event
-table (the first column and the last three), so the hot paths index records with the
+The positions of `id`, `custom_args`, `raw`, `received_at` and `origin` are the same in every
+event table (the first column and the last four), so the hot paths index records with the
 constants below rather than looking anything up per row.
 """
 
@@ -20,7 +20,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic.fields import FieldInfo
 
@@ -29,11 +29,16 @@ from shared.events import EVENT_TYPES, WebhookEvent
 EventRecord = tuple[Any, ...]
 
 ID_AT = 0  # the de-duplication key: `sg_event_id`, or a hash of the content
-CUSTOM_ARGS_AT = -3
-RAW_AT = -2  # the event as received, JSON text
-RECEIVED_AT = -1
+CUSTOM_ARGS_AT = -4
+RAW_AT = -3  # the event as received, JSON text
+RECEIVED_AT = -2
+ORIGIN_AT = -1  # where it came from: ORIGINS
 
-ID, CUSTOM_ARGS, RAW, RECEIVED = "id", "custom_args", "raw", "received_at"
+ID, CUSTOM_ARGS, RAW, RECEIVED, ORIGIN = "id", "custom_args", "raw", "received_at", "origin"
+
+# `webhook`: SendGrid's Event Webhook posted it; `backfill`: read back from Email Logs.
+Origin = Literal["webhook", "backfill"]
+ORIGINS: tuple[Origin, ...] = ("webhook", "backfill")
 
 
 def stored_type(field: FieldInfo) -> Any:
@@ -69,7 +74,7 @@ class EventLayout:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (ID, *self.value_fields, CUSTOM_ARGS, RAW, RECEIVED)
+        return (ID, *self.value_fields, CUSTOM_ARGS, RAW, RECEIVED, ORIGIN)
 
 
 def _layout(table: str, model: type[WebhookEvent]) -> EventLayout:

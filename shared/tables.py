@@ -28,6 +28,7 @@ from shared.event_records import (
     CUSTOM_ARGS,
     EVENT_LAYOUTS,
     ID,
+    ORIGIN,
     RAW,
     RECEIVED,
     EventLayout,
@@ -237,6 +238,7 @@ def _event_columns(layout: EventLayout) -> list[sa.Column[Any]]:
         CUSTOM_ARGS: sa.Column(CUSTOM_ARGS, JSONType, nullable=False),
         RAW: sa.Column(RAW, JSONType, nullable=False),
         RECEIVED: sa.Column(RECEIVED, UTCDateTime, nullable=False),
+        ORIGIN: sa.Column(ORIGIN, sa.Text, nullable=False, server_default="webhook"),
     }
     return [
         own[name]

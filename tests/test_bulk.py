@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from ingest_service.bulk import insert_all_unless_stored, insert_new_rows
-from ingest_service.parsing import parse_body
+from shared.event_inserts import insert_all_unless_stored, insert_new_rows
+from shared.event_parsing import parse_body
 from shared.bulk_values import sqlite_datetime_text
 from shared.column_types import UTCDateTime
 from shared.db import sqlite_schema_path

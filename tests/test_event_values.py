@@ -1,6 +1,6 @@
 """The fast path from an event to its column values gives the pydantic models' answer.
 
-`ingest_service.event_values` reads the values of events that need no coercion through
+`shared.event_values` reads the values of events that need no coercion through
 msgspec structs derived from the models and hands every other event to the model. Both
 paths must give the same values, and an event the model refuses must never be accepted by
 the fast path."""
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ingest_service.event_values import values_reader
+from shared.event_values import values_reader
 from shared.event_records import event_value_fields
 from shared.events import EVENT_TYPES, WebhookEvent
 from tests.webhook_helpers import sample_events

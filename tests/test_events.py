@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest_service.parsing import parse_body
+from shared.event_parsing import parse_body
 from ingest_service.writer import lane_of_tables
 from shared.event_records import CUSTOM_ARGS_AT, EVENT_LAYOUTS, ID_AT, RAW_AT, RECEIVED_AT
 from shared.events import EVENT_TABLES, KNOWN_KEYS

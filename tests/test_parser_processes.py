@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from ingest_service.app import create_app as create_ingest_app
 from ingest_service.parsers import ParserPool
-from ingest_service.parsing import parse_body
+from shared.event_parsing import parse_body
 from shared.settings import Settings
 from tests.conftest import admin_client
 from tests.webhook_helpers import body_of, count, new_source, sample_events

@@ -31,7 +31,7 @@ import respx
 from fastapi import FastAPI
 
 from ingest_service.app import create_app as create_ingest_app
-from ingest_service.parsing import ParsedBatch, parse_body
+from shared.event_parsing import ParsedBatch, parse_body
 from shared.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.webhook_helpers import Signer, body_of, count, new_source, rows

@@ -18,9 +18,9 @@ from typing import Any
 import msgspec
 from pydantic import ValidationError
 
-from ingest_service.event_values import ValuesReader, values_reader
+from shared.event_values import ValuesReader, values_reader
 from shared.errors import BadRequest, PayloadTooLarge
-from shared.event_records import EVENT_LAYOUTS, EventLayout, EventRecord
+from shared.event_records import EVENT_LAYOUTS, EventLayout, EventRecord, Origin
 from shared.events import EVENT_TYPES, custom_args, event_id
 from shared.json_codec import canonical_json, dump_json, load_json, load_json_objects
 
@@ -60,6 +60,8 @@ class ParsedBatch:
     rejected: list[RejectedRow] = field(default_factory=list)
     # When the request was received; the `received_at` of its records.
     received_at: datetime | None = None
+    # Where its events came from: the webhook, or a backfill from Email Logs.
+    origin: Origin = "webhook"
 
     @property
     def event_count(self) -> int:
@@ -99,7 +101,9 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return data
 
 
-def parse_body(body: bytes, received_at: datetime, max_events: int = 50_000) -> ParsedBatch:
+def parse_body(
+    body: bytes, received_at: datetime, max_events: int = 50_000, origin: Origin = "webhook"
+) -> ParsedBatch:
     read = load_json_objects(body)
     if read is None:
         document, texts = _document(body), None
@@ -111,7 +115,7 @@ def parse_body(body: bytes, received_at: datetime, max_events: int = 50_000) -> 
         )
     # NUL can only arrive escaped; PostgreSQL text and jsonb cannot hold it.
     may_hold_nul = b"\\u0000" in body
-    batch = ParsedBatch(received_at=received_at)
+    batch = ParsedBatch(received_at=received_at, origin=origin)
     for position, item in enumerate(document):
         if may_hold_nul and _holds_nul(item):
             kind = item.get("event")
@@ -192,13 +196,15 @@ def _event_row(
         if values[i] is not None:
             values[i] = dump_json(values[i])
     sg_event_id = item.get("sg_event_id")
-    # In the order of `EventLayout.columns`: id, the values, custom_args, raw, received_at.
+    # In the order of `EventLayout.columns`: id, the values, custom_args, raw, received_at,
+    # origin.
     return layout.table, (
         sg_event_id if type(sg_event_id) is str and sg_event_id else event_id(item),
         *values,
         dump_json(custom_args(item)),
         raw,
         received_at,
+        batch.origin,
     )
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest_service.parsing import RejectedRow
+from shared.event_parsing import RejectedRow
 from shared.bulk_inserts import (
     copy_records,
     copy_records_unless_stored,
@@ -211,8 +211,9 @@ async def rows_differing_from_stored(
     connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
 ) -> set[int]:
     """Positions of `records` whose id is stored with other content (a reused
-    `sg_event_id`), as opposed to a resend of the same event. PostgreSQL compares the JSON
-    itself (jsonb equality ignores key order), so nothing is read back."""
+    `sg_event_id`), as opposed to a resend of the same event. Only rows the webhook stored
+    are compared (a backfilled row is the same event in Email Logs' words). PostgreSQL
+    compares the JSON itself (jsonb equality ignores key order), so nothing is read back."""
     if not records:
         return set()
     if connection.dialect.name == "postgresql":
@@ -222,7 +223,8 @@ async def rows_differing_from_stored(
         )
         result = await connection.exec_driver_sql(
             f"SELECT (u.row->>0)::int FROM jsonb_array_elements($1::text::jsonb) AS u(row) "
-            f"JOIN {table.schema}.{table.name} t ON t.id = u.row->>1 WHERE t.raw <> u.row->2",
+            f"JOIN {table.schema}.{table.name} t ON t.id = u.row->>1 "
+            "WHERE t.raw <> u.row->2 AND t.origin = 'webhook'",
             (f"[{triples}]",),
         )
         return {row[0] for row in result}
@@ -231,13 +233,16 @@ async def rows_differing_from_stored(
     for start in range(0, len(ids), _SQLITE_CHUNK):
         chunk = ids[start : start + _SQLITE_CHUNK]
         result = await connection.execute(
-            sa.select(table.c.id, table.c.raw).where(table.c.id.in_(chunk))
+            sa.select(table.c.id, table.c.raw).where(
+                table.c.id.in_(chunk), table.c.origin == "webhook"
+            )
         )
         stored |= {row_id: canonical_json(raw) for row_id, raw in result}
     return {
         n
         for n, record in enumerate(records)
-        if canonical_json(load_json(record[RAW_AT].encode())) != stored[record[ID_AT]]
+        if record[ID_AT] in stored
+        and canonical_json(load_json(record[RAW_AT].encode())) != stored[record[ID_AT]]
     }
 
 

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tests.fake_sendgrid.logs_messages import listed, logs_message
-from tests.fake_sendgrid.logs_query import parse_query
+from tests.fake_sendgrid.logs_query import LogsQuery, parse_query
 from tests.fake_sendgrid.params import BadRequest
 from tests.fake_sendgrid.payloads import JSON, rate_limit_headers
 
@@ -47,6 +47,25 @@ class EmailLogsAccount:
     # --- what was asked ---
     listings: list[JSON] = field(default_factory=list)  # request bodies of POST /v3/logs
     details_fetched: list[str] = field(default_factory=list)
+    # The messages by creation time, sorted again when `messages` changed.
+    _by_time: list[StoredMessage] = field(default_factory=list)
+    _times: list[datetime] = field(default_factory=list)
+
+    def listing(self, query: LogsQuery, limit: int) -> list[StoredMessage]:
+        """The messages `query` matches, the most recent first, at most `limit`."""
+        if len(self._by_time) != len(self.messages):
+            self._by_time = sorted(
+                self.messages.values(), key=lambda s: (s.created_at, s.detail["sg_message_id"])
+            )
+            self._times = [stored.created_at for stored in self._by_time]
+        found: list[StoredMessage] = []
+        for position in reversed(query.created_range(self._times)):
+            stored = self._by_time[position]
+            if query.matches(stored.created_at, stored.detail["status"]):
+                found.append(stored)
+                if len(found) == limit:
+                    break
+        return found
 
     def add(
         self, sg_message_id: str, events: list[JSON], *, created_at: datetime, **kw: Any
@@ -54,6 +73,7 @@ class EmailLogsAccount:
         """A message of webhook-shaped `events` (see `logs_messages.logs_message`)."""
         detail = logs_message(sg_message_id, events, **kw)
         self.messages[sg_message_id] = StoredMessage(created_at, detail)
+        self._by_time = []  # a message may have been replaced: sort again
         return detail
 
     def generate(
@@ -147,14 +167,8 @@ def add_email_logs_routes(app: FastAPI, account: EmailLogsAccount) -> None:
         query = body.get("query")
         if query is not None and not isinstance(query, str):
             raise BadRequest("query", "query must be a string")
-        asked = parse_query(query)
-        found = [
-            stored
-            for stored in account.messages.values()
-            if asked.matches(stored.created_at, stored.detail["status"])
-        ]
-        found.sort(key=lambda s: (s.created_at, s.detail["sg_message_id"]), reverse=True)
-        return JSONResponse({"messages": [listed(s.detail, s.created_at) for s in found[:limit]]})
+        found = account.listing(parse_query(query), limit)
+        return JSONResponse({"messages": [listed(s.detail, s.created_at) for s in found]})
 
     @app.get("/v3/logs/{sg_message_id}", response_model=None)
     async def message_detail(sg_message_id: str) -> JSONResponse:

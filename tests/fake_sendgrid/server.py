@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime, timedelta
 
 from tests.fake_sendgrid.app import create_fake_sendgrid
+from tests.fake_sendgrid.logs_query import STATUSES
 from tests.fake_sendgrid.state import generated_account
 
 
@@ -27,6 +29,12 @@ def main() -> None:
     )
     parser.add_argument("--suppressions", type=int, default=2500)
     parser.add_argument("--templates", type=int, default=30)
+    parser.add_argument(
+        "--email-logs",
+        type=int,
+        default=0,
+        help="messages in Email Logs, created evenly over the 30 days up to now",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4010)
     args = parser.parse_args()
@@ -40,6 +48,12 @@ def main() -> None:
         templates=args.templates,
     )
     state.export_seconds = args.export_seconds
+    if args.email_logs:
+        days = 30
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
+        state.email_logs.generate(
+            args.email_logs, start=start, seconds=days * 86_400, statuses=STATUSES
+        )
     uvicorn.run(create_fake_sendgrid(state), host=args.host, port=args.port, log_level="warning")
 
 

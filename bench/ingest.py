@@ -25,10 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bench.events import frame, make_batches
-from shared.event_parsing import parse_body
 from shared import warehouse
 from shared.bulk_values import is_json
 from shared.db import create_engine, sqlite_schema_path
+from shared.event_parsing import parse_body
 from shared.migrate import upgrade_control_schema
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate

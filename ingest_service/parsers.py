@@ -24,8 +24,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
-from shared.event_parsing import ParsedBatch, parse_body, parse_packed, unpack_batch
 from shared.errors import ServiceUnavailable
+from shared.event_parsing import ParsedBatch, parse_body, parse_packed, unpack_batch
 from shared.gc_tuning import tune_garbage_collection
 
 log = logging.getLogger("sendgrid_source.ingest")

@@ -20,9 +20,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from ingest_service.parsers import ParserPool
-from shared.event_parsing import ParsedBatch, RejectedRow, decompress
 from ingest_service.writer import EventWriter, WriteFailed
 from shared.errors import AppError, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable
+from shared.event_parsing import ParsedBatch, RejectedRow, decompress
 from shared.schemas import ErrorBody
 from shared.settings import Settings
 from shared.signature import (

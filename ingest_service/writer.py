@@ -25,11 +25,11 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ingest_service.write_paths import WritePaths
+from shared.db_errors import lost_write_race
 from shared.event_inserts import insert_rejected
 from shared.event_parsing import ParsedBatch
 from shared.event_table_write import Submission, WriteResult, stats_added, write_event_table
-from ingest_service.write_paths import WritePaths
-from shared.db_errors import lost_write_race
 from shared.events import EVENT_TABLES
 from shared.tables import source_tables, webhook_stats
 

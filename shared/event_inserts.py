@@ -24,7 +24,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.event_parsing import RejectedRow
 from shared.bulk_inserts import (
     copy_records,
     copy_records_unless_stored,
@@ -33,7 +32,8 @@ from shared.bulk_inserts import (
 )
 from shared.bulk_values import is_json, keys_in_json
 from shared.db_errors import is_unique_violation
-from shared.event_records import ID_AT, RAW_AT, EventRecord
+from shared.event_parsing import RejectedRow
+from shared.event_records import ID_AT, ORIGIN_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, dump_json, load_json
 
 _SQLITE_CHUNK = 500  # stays under SQLite's bound-parameter limit in `id IN (...)`
@@ -211,38 +211,38 @@ async def rows_differing_from_stored(
     connection: AsyncConnection, table: sa.Table, records: Sequence[EventRecord]
 ) -> set[int]:
     """Positions of `records` whose id is stored with other content (a reused
-    `sg_event_id`), as opposed to a resend of the same event. Only rows the webhook stored
-    are compared (a backfilled row is the same event in Email Logs' words). PostgreSQL
-    compares the JSON itself (jsonb equality ignores key order), so nothing is read back."""
+    `sg_event_id`), as opposed to a resend of the same event. Only copies of one origin are
+    compared: an event the webhook stored and the same event backfilled from Email Logs are
+    told in different words, and are one event. PostgreSQL compares the JSON itself (jsonb
+    equality ignores key order), so nothing is read back."""
     if not records:
         return set()
     if connection.dialect.name == "postgresql":
-        # One JSON document of [position, id, raw] triples; `raw` is JSON text already.
-        triples = ",".join(
-            f"[{n},{dump_json(record[ID_AT])},{record[RAW_AT]}]" for n, record in enumerate(records)
+        # One JSON document of [position, id, raw, origin]; `raw` is JSON text already.
+        quads = ",".join(
+            f"[{n},{dump_json(record[ID_AT])},{record[RAW_AT]},{dump_json(record[ORIGIN_AT])}]"
+            for n, record in enumerate(records)
         )
         result = await connection.exec_driver_sql(
             f"SELECT (u.row->>0)::int FROM jsonb_array_elements($1::text::jsonb) AS u(row) "
             f"JOIN {table.schema}.{table.name} t ON t.id = u.row->>1 "
-            "WHERE t.raw <> u.row->2 AND t.origin = 'webhook'",
-            (f"[{triples}]",),
+            "WHERE t.raw <> u.row->2 AND t.origin = u.row->>3",
+            (f"[{quads}]",),
         )
         return {row[0] for row in result}
-    stored: dict[str, str] = {}
+    stored: dict[str, tuple[str, str]] = {}
     ids = sorted({record[ID_AT] for record in records})
     for start in range(0, len(ids), _SQLITE_CHUNK):
         chunk = ids[start : start + _SQLITE_CHUNK]
         result = await connection.execute(
-            sa.select(table.c.id, table.c.raw).where(
-                table.c.id.in_(chunk), table.c.origin == "webhook"
-            )
+            sa.select(table.c.id, table.c.raw, table.c.origin).where(table.c.id.in_(chunk))
         )
-        stored |= {row_id: canonical_json(raw) for row_id, raw in result}
+        stored |= {row_id: (canonical_json(raw), origin) for row_id, raw, origin in result}
     return {
         n
         for n, record in enumerate(records)
-        if record[ID_AT] in stored
-        and canonical_json(load_json(record[RAW_AT].encode())) != stored[record[ID_AT]]
+        if stored[record[ID_AT]][1] == record[ORIGIN_AT]
+        and canonical_json(load_json(record[RAW_AT].encode())) != stored[record[ID_AT]][0]
     }
 
 

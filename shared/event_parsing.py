@@ -18,9 +18,9 @@ from typing import Any
 import msgspec
 from pydantic import ValidationError
 
-from shared.event_values import ValuesReader, values_reader
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.event_records import EVENT_LAYOUTS, EventLayout, EventRecord, Origin
+from shared.event_values import ValuesReader, values_reader
 from shared.events import EVENT_TYPES, custom_args, event_id
 from shared.json_codec import canonical_json, dump_json, load_json, load_json_objects
 

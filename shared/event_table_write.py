@@ -18,14 +18,14 @@ import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.column_types import UTCDateTime
 from shared.event_inserts import (
     insert_all_unless_stored,
     insert_new_rows,
     rows_differing_from_stored,
 )
 from shared.event_parsing import ParsedBatch
-from shared.column_types import UTCDateTime
-from shared.event_records import ID_AT, ORIGIN_AT, RAW_AT, EventRecord
+from shared.event_records import ID_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, load_json
 from shared.tables import webhook_stats
 
@@ -109,7 +109,7 @@ async def write_event_table(
     another event (its own docs do this); that event is kept under the id plus a content
     hash, so nothing a sender sent is dropped. A re-keyed row can only collide with itself,
     so this ends after at most two rounds. Contents are compared only for rows that met a
-    stored id, and only between two copies the webhook sent (`origin`).
+    stored id, and only between two copies of one `origin` (see `rows_differing_from_stored`).
     """
     pending: dict[str, tuple[EventRecord, Submission]] = {}
     repeats: list[tuple[EventRecord, Submission]] = []
@@ -140,16 +140,9 @@ async def write_event_table(
         EVENTS_STORED.labels(table.schema or "", table.name).inc(len(inserted))
         # Everything not inserted now has its id stored (by this group or before it).
         candidates = [pending[record_id] for record_id in pending.keys() - inserted] + repeats
-        # Contents are compared between the webhook's own copies only: a backfilled event is
-        # Email Logs' account of the same event in another shape, so an id met across
-        # origins is the event itself, stored once.
-        compared = [n for n, (record, _) in enumerate(candidates) if record[ORIGIN_AT] == "webhook"]
-        differing = {
-            compared[n]
-            for n in await rows_differing_from_stored(
-                connection, table, [candidates[n][0] for n in compared]
-            )
-        }
+        differing = await rows_differing_from_stored(
+            connection, table, [record for record, _ in candidates]
+        )
         pending, repeats = {}, []
         for position, (record, submission) in enumerate(candidates):
             if position in differing:

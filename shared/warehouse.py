@@ -52,7 +52,18 @@ async def upgrade_source_schema(connection: AsyncConnection, schema: str, versio
                 await connection.execute(
                     sa.text(f"ALTER TABLE {schema}.{table.name} ADD COLUMN content_hash BIGINT")
                 )
-    if version < 6:  # completeness keeps the stored counts before a repair backfill
+    if version < 6:
+        # Event rows say where they came from; those stored so far came by the webhook. A
+        # constant default is a catalogue change on PostgreSQL, no rewrite of the table.
+        for table in tables.events.values():
+            if not await _has_column(connection, table, "origin"):
+                await connection.execute(
+                    sa.text(
+                        f"ALTER TABLE {schema}.{table.name} "
+                        "ADD COLUMN origin TEXT NOT NULL DEFAULT 'webhook'"
+                    )
+                )
+        # completeness keeps the stored counts before a repair backfill
         for name in ("stored_before_repair", "repaired_at"):
             column = tables.completeness.c[name]
             if not await _has_column(connection, tables.completeness, name):

@@ -35,14 +35,14 @@ def _counts(record: BackfillRecord) -> str:
 def summary_table(record: BackfillRecord) -> Table:
     style = _STYLES.get(record.status, "")
     table = Table(title=f"backfill {record.id}: [{style}]{record.status}[/]", show_header=False)
-    table.add_column("measure")
+    table.add_column("measure", no_wrap=True)
     table.add_column("value", overflow="fold")
     rows = [
         ("messages created", f"{record.since:{_AT}} to {record.until:{_AT}} UTC"),
         ("read up to", f"{record.reached:{_AT}} UTC ({record.progress:.0%})"),
         ("messages listed / read", f"{record.messages_listed:,} / {record.messages_read:,}"),
         ("gone before read (past 30 days)", f"{record.messages_missing:,}"),
-        ("with 100 events (older may be missing)", f"{record.messages_truncated:,}"),
+        ("100 events, older ones may lack", f"{record.messages_truncated:,}"),
         ("events stored", f"{record.events_stored:,}"),
         ("duplicates (already stored)", f"{record.duplicates:,}"),
         ("rejected (kept with their reason)", f"{record.rejected:,}"),

@@ -34,7 +34,11 @@ def backfill_range(request: BackfillRequest, now: datetime) -> tuple[datetime, d
             f"{oldest.isoformat()} can be backfilled"
         )
     # Messages older than the retention are gone: the range starts where SendGrid's does.
-    return max(since, oldest), until
+    # Whole seconds, the listing's resolution: the range stored is the range read.
+    since = max(since, oldest).replace(microsecond=0)
+    if until.microsecond:
+        until = until.replace(microsecond=0) + timedelta(seconds=1)
+    return since, until
 
 
 class BackfillService:

@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from shared.event_inserts import insert_all_unless_stored, insert_new_rows
-from shared.event_parsing import parse_body
 from shared.bulk_values import sqlite_datetime_text
 from shared.column_types import UTCDateTime
 from shared.db import sqlite_schema_path
 from shared.db_errors import is_unique_violation, lost_write_race
+from shared.event_inserts import insert_all_unless_stored, insert_new_rows
+from shared.event_parsing import parse_body
 from shared.tables import source_tables
 from tests.webhook_helpers import body_of, new_source
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.event_values import values_reader
 from shared.event_records import event_value_fields
+from shared.event_values import values_reader
 from shared.events import EVENT_TYPES, WebhookEvent
 from tests.webhook_helpers import sample_events
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.event_parsing import parse_body
 from ingest_service.writer import lane_of_tables
+from shared.event_parsing import parse_body
 from shared.event_records import CUSTOM_ARGS_AT, EVENT_LAYOUTS, ID_AT, RAW_AT, RECEIVED_AT
 from shared.events import EVENT_TABLES, KNOWN_KEYS
 from shared.json_codec import load_json

@@ -4,6 +4,7 @@ admin token; and `sendgrid-source backfill` with its live progress."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -146,7 +147,8 @@ def test_the_cli_backfills_in_the_foreground_and_shows_the_outcome(
         get_settings.cache_clear()
 
     assert result.exit_code == 0, result.output
-    assert "succeeded" in result.output
-    assert f"events stored                           {len(traffic)}" in result.output
+    assert re.search(r"backfill [0-9a-f-]{36}: succeeded", result.output)
+    assert re.search(rf"│ events stored\s+│ {len(traffic)}\s+│", result.output)
+    assert re.search(r"│ duplicates \(already stored\)\s+│ 0\s+│", result.output)
     assert refused.exit_code == 2
-    assert "31 is not in the range 1<=x<=30" in refused.output
+    assert "less than or equal to 30" in refused.output

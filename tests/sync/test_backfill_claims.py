@@ -74,7 +74,9 @@ async def test_two_replicas_claiming_at_once_start_one_backfill(
     await finish(first, won[0].id, "succeeded")
     await won[0].release()
     again = await _claim(second, source, "r2")
-    assert again is not None and not again.resumed and again.id != won[0].id
+    assert again is not None
+    assert not again.resumed
+    assert again.id != won[0].id
     await again.release()
 
 
@@ -85,7 +87,8 @@ async def test_a_backfill_and_a_sync_of_one_source_run_side_by_side(
     backfill = await _claim(first, source, "r1")
     sync = await claim_run(second, source.id, "manual", worker="r2")
 
-    assert backfill is not None and sync is not None
+    assert backfill is not None
+    assert sync is not None
     await backfill.release()
     await sync.release()
 
@@ -102,7 +105,8 @@ async def test_an_interrupted_backfill_is_resumed_where_it_stopped(
 
     assert await interrupt_dead_backfills(second) == [source.id]
     row = await get_backfill(second, claim.id)
-    assert row is not None and (row.status, row.error) == ("interrupted", INTERRUPTED)
+    assert row is not None
+    assert (row.status, row.error) == ("interrupted", INTERRUPTED)
 
     # Another range asked for: the interrupted backfill is taken over instead, as it was.
     resumed = await claim_backfill(
@@ -141,5 +145,7 @@ async def test_a_finished_backfill_is_not_resumed(
 
     assert await interrupt_dead_backfills(first) == []
     fresh = await _claim(first, source, "r1")
-    assert fresh is not None and not fresh.resumed and fresh.id != claim.id
+    assert fresh is not None
+    assert not fresh.resumed
+    assert fresh.id != claim.id
     await fresh.release()

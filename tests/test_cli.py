@@ -1024,6 +1024,18 @@ def test_migrate_brings_a_0004_database_to_backfills(
         query(
             empty_database_url, sa.text(f"ALTER TABLE sendgrid.completeness DROP COLUMN {column}")
         )
+    # Event tables without `origin` (the view over them goes first), one event stored.
+    query(empty_database_url, sa.text("DROP VIEW sendgrid.activity"))
+    for table in EVENT_TABLES:
+        query(empty_database_url, sa.text(f"ALTER TABLE sendgrid.{table} DROP COLUMN origin"))
+    query(
+        empty_database_url,
+        sa.text(
+            "INSERT INTO sendgrid.delivered (id, event, email, timestamp, custom_args, raw, "
+            "received_at) VALUES ('e1', 'delivered', 'a@example.com', '2026-11-30 00:00:00+00',"
+            " '{}', '{}', '2026-11-30 00:00:01+00')"
+        ),
+    )
     alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
     query(empty_database_url, alembic_version.update().values(version_num="0004"))
     query(empty_database_url, sources.update().values(schema_version=5))
@@ -1045,3 +1057,7 @@ def test_migrate_brings_a_0004_database_to_backfills(
             "SELECT count(stored_before_repair), count(repaired_at) FROM sendgrid.completeness"
         ),
     ) == [(0, 0)]
+    # The event stored before came by the webhook; the view shows where each came from.
+    assert query(empty_database_url, sa.text("SELECT id, origin FROM sendgrid.activity")) == [
+        ("e1", "webhook")
+    ]

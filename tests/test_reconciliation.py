@@ -96,6 +96,7 @@ async def test_a_day_whose_counts_match_is_complete(
             "missing": 0,
             "ratio": 1.0,
             "trend_only": None,
+            "stored_before_repair": None,
         }
         assert figures[metric]["trend_only"] is (metric in TRENDS)
     assert gauge(source["id"]) == 1.0

@@ -14,15 +14,15 @@ When it ends, the days a repair backfill was started for are reconciled again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from shared.event_store import StoredCounts, store_events
+from sqlalchemy.exc import DBAPIError
 
 from shared.clock import utcnow
 from shared.completeness_table import mark_repaired
+from shared.event_store import StoredCounts, store_events
 from shared.source_rows import Source
 from shared.tables import source_tables
 from sync_service.backfill_claims import BackfillClaim
@@ -35,11 +35,11 @@ from sync_service.backfill_ledger import (
     finish,
     get_backfill,
 )
+from sync_service.background import heartbeat
 from sync_service.client import SendGridClient
 from sync_service.email_logs import MAX_LIMIT, LogsWindow, read_email_logs
 from sync_service.errors import EmailLogsRefused, SendGridError
 from sync_service.log_events import MappedEvent, UnmappedEvent, webhook_events
-from sync_service.run_claims import HEARTBEAT_SECONDS
 from sync_service.runner import SyncDependencies
 
 log = logging.getLogger("sendgrid_source.backfill")
@@ -50,16 +50,6 @@ BackfillProgress = Callable[[BackfillRecord], None]
 
 def _no_progress(record: BackfillRecord) -> None:
     return None
-
-
-async def _keep_beating(deps: SyncDependencies, backfill_id: str) -> None:
-    # A window's messages can take minutes to fetch: the row shows the process is alive.
-    while True:
-        await asyncio.sleep(HEARTBEAT_SECONDS)
-        try:
-            await beat(deps.engine, backfill_id)
-        except Exception:
-            log.exception("backfill heartbeat not written", extra={"fields": {"id": backfill_id}})
 
 
 def window_events(window: LogsWindow) -> tuple[list[MappedEvent], list[UnmappedEvent]]:
@@ -96,7 +86,6 @@ async def execute_backfill(
 ) -> BackfillRecord:
     """Run a claimed backfill to its end, record it, release the claim; the final row."""
     show = progress or _no_progress
-    heartbeat = asyncio.create_task(_keep_beating(deps, claim.id))
     client = SendGridClient(
         deps.http,
         base_url=deps.settings.sendgrid_base_url(source.region),
@@ -110,23 +99,24 @@ async def execute_backfill(
     error: str | None = None
     shortfalls: list[str] = []
     try:
-        windows = read_email_logs(client, claim.reached, claim.until, limit=listing_limit)
-        async for window in windows:
-            stored = await _store_window(deps, source, window)
-            counts = WindowCounts(
-                messages_listed=window.listed,
-                messages_read=len(window.messages),
-                messages_missing=len(window.not_found),
-                messages_truncated=len(window.truncated),
-                events_stored=stored.stored,
-                duplicates=stored.duplicates,
-                rejected=stored.rejected,
-            )
-            await advance(deps.engine, claim.id, window.end, counts)
-            shortfalls += [shortfall.describe() for shortfall in window.shortfalls]
-            record = await get_backfill(deps.engine, claim.id)
-            if record is not None:
-                show(record)
+        async with heartbeat(lambda: beat(deps.engine, claim.id), claim.id):
+            windows = read_email_logs(client, claim.reached, claim.until, limit=listing_limit)
+            async for window in windows:
+                stored = await _store_window(deps, source, window)
+                counts = WindowCounts(
+                    messages_listed=window.listed,
+                    messages_read=len(window.messages),
+                    messages_missing=len(window.not_found),
+                    messages_truncated=len(window.truncated),
+                    events_stored=stored.stored,
+                    duplicates=stored.duplicates,
+                    rejected=stored.rejected,
+                )
+                await advance(deps.engine, claim.id, window.end, counts)
+                shortfalls += [shortfall.describe() for shortfall in window.shortfalls]
+                record = await get_backfill(deps.engine, claim.id)
+                if record is not None:
+                    show(record)
         status = "partial" if shortfalls else "succeeded"
     except EmailLogsRefused as exc:
         error = str(exc)
@@ -134,6 +124,9 @@ async def execute_backfill(
         # Rate limits and outages outlasting the client's retries: the row keeps its place
         # and the next backfill of the source resumes it.
         status, error = "interrupted", f"stopped by SendGrid, resumable: {exc}"
+    except (OSError, DBAPIError) as exc:
+        status = "interrupted"
+        error = f"the warehouse could not be written ({type(exc).__name__}), resumable"
     except asyncio.CancelledError:
         status, error = "interrupted", "the sync service shut down; the next start resumes it"
         raise
@@ -141,9 +134,6 @@ async def execute_backfill(
         log.exception("backfill crashed", extra={"fields": {"id": claim.id}})
         error = f"internal error: {type(exc).__name__}: {exc}"
     finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
         try:
             await finish(
                 deps.engine,

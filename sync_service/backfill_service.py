@@ -3,7 +3,6 @@ the CLI; and reading them back."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -14,6 +13,7 @@ from shared.source_rows import Source
 from sync_service.backfill_claims import BackfillClaim, BackfillTrigger, claim_backfill
 from sync_service.backfill_job import BackfillProgress, execute_backfill
 from sync_service.backfill_ledger import BackfillRecord, get_backfill, list_backfills
+from sync_service.background import BackgroundTasks
 from sync_service.email_logs import MAX_LIMIT
 from sync_service.runner import SyncDependencies
 from sync_service.service import worker_name
@@ -47,7 +47,7 @@ class BackfillService:
         # Messages per Email Logs listing (SendGrid's maximum; tests use fewer).
         self.listing_limit = listing_limit
         self.worker = worker_name()
-        self._background: set[asyncio.Task[BackfillRecord]] = set()
+        self.background = BackgroundTasks()
 
     async def claim(
         self,
@@ -84,9 +84,7 @@ class BackfillService:
         return claim
 
     def run_in_background(self, source: Source, claim: BackfillClaim) -> None:
-        task = asyncio.create_task(self.run(source, claim))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.background.start(self.run(source, claim))
 
     async def run(
         self, source: Source, claim: BackfillClaim, progress: BackfillProgress | None = None
@@ -107,10 +105,7 @@ class BackfillService:
         return record
 
     async def wait_for_background(self) -> None:
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.background.wait()
 
     async def cancel_background(self) -> None:
-        for task in self._background:
-            task.cancel()
-        await self.wait_for_background()
+        await self.background.cancel()

@@ -23,8 +23,8 @@ from sync_service.source_locks import advisory_key, lock_free, try_lock, unlock
 
 __all__ = ["INTERRUPTED", "RunClaim", "claim_run", "fail_dead_runs"]
 
-# Heartbeats are written every HEARTBEAT_SECONDS; a run silent for STALE_AFTER is dead.
-HEARTBEAT_SECONDS = 30.0
+# Heartbeats are written every background.HEARTBEAT_SECONDS; a run silent for STALE_AFTER
+# is dead.
 STALE_AFTER = timedelta(minutes=5)
 
 

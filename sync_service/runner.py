@@ -32,6 +32,7 @@ from shared.source_secrets import SourceSecrets
 from shared.tables import source_tables
 from shared.webhook_check import WebhookCheck
 from sync_service.api_detection import choose_api
+from sync_service.background import heartbeat
 from sync_service.client import Clock, RetryPolicy, SendGridClient, Sleep
 from sync_service.collection_plan import Planned, needs_api_choice, plan_collections
 from sync_service.collection_reader import CollectionReader, ReadContext, ReadPolicy, ReadScope
@@ -47,7 +48,7 @@ from sync_service.ledger import (
     record_collection,
 )
 from sync_service.listing_writer import ListingWriter, copy_connection
-from sync_service.run_claims import HEARTBEAT_SECONDS, RunClaim
+from sync_service.run_claims import RunClaim
 
 log = logging.getLogger("sendgrid_source.sync")
 
@@ -91,15 +92,6 @@ class RunOutcome:
 
 def _no_progress(collection: str, rows: int, finished: bool) -> None:
     return None
-
-
-async def _keep_beating(engine: AsyncEngine, run_id: str) -> None:
-    while True:
-        await asyncio.sleep(HEARTBEAT_SECONDS)
-        try:
-            await beat(engine, run_id)
-        except Exception:  # a missed heartbeat must not kill the run it reports on
-            log.warning("heartbeat failed", extra={"fields": {"run_id": run_id}}, exc_info=True)
 
 
 # The collection read from the contacts export, which is started before the others.
@@ -332,15 +324,15 @@ async def execute_run(
     deps: SyncDependencies, source: Source, claim: RunClaim, progress: Progress | None = None
 ) -> RunOutcome:
     """Run a claimed sync to the end, record it in the ledger, and release the claim."""
-    heartbeat = asyncio.create_task(_keep_beating(deps.engine, claim.run_id))
     results: list[CollectionResult] = []
     error: str | None = None
     status: RunStatus = "failed"
     try:
-        results = await _sync_collections(deps, source, claim.run_id, progress or _no_progress)
-        status = overall_status(results)
-        await check_webhook(deps, source)
-        await check_completeness(deps, source)
+        async with heartbeat(lambda: beat(deps.engine, claim.run_id), claim.run_id):
+            results = await _sync_collections(deps, source, claim.run_id, progress or _no_progress)
+            status = overall_status(results)
+            await check_webhook(deps, source)
+            await check_completeness(deps, source)
     except AuthRejected as exc:
         error = str(exc)
     except SendGridError as exc:
@@ -352,9 +344,6 @@ async def execute_run(
         log.exception("sync run crashed", extra={"fields": {"run_id": claim.run_id}})
         error = f"internal error: {type(exc).__name__}: {exc}"
     finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
         try:
             await finish_run(deps.engine, claim.run_id, status, error)
         finally:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 
 from shared.errors import Conflict
+from sync_service.background import BackgroundTasks
 from sync_service.ledger import RunRecord, Trigger, last_run_started, list_runs
 from sync_service.run_claims import claim_run
 from sync_service.runner import Progress, RunOutcome, SyncDependencies, execute_run
@@ -24,7 +24,7 @@ class SyncService:
     def __init__(self, deps: SyncDependencies) -> None:
         self.deps = deps
         self.worker = worker_name()
-        self._background: set[asyncio.Task[RunOutcome]] = set()
+        self.background = BackgroundTasks()
 
     async def run(
         self, source_id: str, trigger: Trigger, progress: Progress | None = None
@@ -43,9 +43,7 @@ class SyncService:
         claim = await claim_run(self.deps.engine, source.id, trigger, worker=self.worker)
         if claim is None:
             raise Conflict(f"a sync of source {source.name!r} is already running")
-        task = asyncio.create_task(execute_run(self.deps, source, claim))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.background.start(execute_run(self.deps, source, claim))
         return claim.run_id
 
     async def runs(self, source_id: str, limit: int = 50) -> list[RunRecord]:
@@ -57,10 +55,7 @@ class SyncService:
 
     async def wait_for_background(self) -> None:
         """Let background runs finish (tests, graceful shutdown)."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.background.wait()
 
     async def cancel_background(self) -> None:
-        for task in self._background:
-            task.cancel()
-        await self.wait_for_background()
+        await self.background.cancel()

@@ -12,8 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.source_columns import add_missing_source_columns, drop_source_columns
 from shared.column_types import UTCDateTime
-from shared.tables import CONTROL_SCHEMA, webhook_findings
+from shared.tables import webhook_findings
 
 revision = "0002"
 down_revision = "0001"
@@ -31,25 +32,12 @@ _SOURCE_COLUMNS: tuple[sa.Column[Any], ...] = (
 
 
 def upgrade() -> None:
-    # 0001 builds the tables from their live definitions in shared.tables, so a database made
-    # from scratch already has all of this; one made by an earlier release gets what it lacks.
+    add_missing_source_columns(_SOURCE_COLUMNS)
     bind = op.get_bind()
-    schema = CONTROL_SCHEMA if bind.dialect.name == "postgresql" else None
-    present = {column["name"] for column in sa.inspect(bind).get_columns("sources", schema)}
-    missing = [column for column in _SOURCE_COLUMNS if column.name not in present]
-    if missing:
-        # Alembic's operations name their tables themselves: the engine's schema translation
-        # does not reach them, so the control schema is named here.
-        with op.batch_alter_table("sources", schema=schema) as batch:
-            for column in missing:
-                batch.add_column(column._copy())
     webhook_findings.create(bind, checkfirst=True)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
     webhook_findings.drop(bind)
-    schema = CONTROL_SCHEMA if bind.dialect.name == "postgresql" else None
-    with op.batch_alter_table("sources", schema=schema) as batch:
-        for column in reversed(_SOURCE_COLUMNS):
-            batch.drop_column(column.name)
+    drop_source_columns(_SOURCE_COLUMNS)

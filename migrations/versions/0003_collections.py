@@ -11,8 +11,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.source_columns import add_missing_source_columns, drop_source_columns
 from shared.column_types import JSONType
-from shared.tables import CONTROL_SCHEMA, sync_cursors
+from shared.tables import sync_cursors
 
 revision = "0003"
 down_revision = "0002"
@@ -20,20 +21,14 @@ branch_labels = None
 depends_on = None
 
 
+_SOURCE_COLUMNS = (sa.Column("collections", JSONType),)
+
+
 def upgrade() -> None:
-    # As in 0002: a database made from scratch by 0001 has all of this already.
-    bind = op.get_bind()
-    schema = CONTROL_SCHEMA if bind.dialect.name == "postgresql" else None
-    present = {column["name"] for column in sa.inspect(bind).get_columns("sources", schema)}
-    if "collections" not in present:
-        with op.batch_alter_table("sources", schema=schema) as batch:
-            batch.add_column(sa.Column("collections", JSONType))
-    sync_cursors.create(bind, checkfirst=True)
+    add_missing_source_columns(_SOURCE_COLUMNS)
+    sync_cursors.create(op.get_bind(), checkfirst=True)
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    sync_cursors.drop(bind)
-    schema = CONTROL_SCHEMA if bind.dialect.name == "postgresql" else None
-    with op.batch_alter_table("sources", schema=schema) as batch:
-        batch.drop_column("collections")
+    sync_cursors.drop(op.get_bind())
+    drop_source_columns(_SOURCE_COLUMNS)

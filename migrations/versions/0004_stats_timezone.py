@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
 
+from migrations.source_columns import add_missing_source_columns, drop_source_columns
 from shared.column_types import UTCDateTime
-from shared.tables import CONTROL_SCHEMA
 
 revision = "0004"
 down_revision = "0003"
@@ -29,20 +28,8 @@ _SOURCE_COLUMNS: tuple[sa.Column[Any], ...] = (
 
 
 def upgrade() -> None:
-    # As in 0002: a database made from scratch by 0001 has all of this already.
-    bind = op.get_bind()
-    schema = CONTROL_SCHEMA if bind.dialect.name == "postgresql" else None
-    present = {column["name"] for column in sa.inspect(bind).get_columns("sources", schema)}
-    missing = [column for column in _SOURCE_COLUMNS if column.name not in present]
-    if missing:
-        with op.batch_alter_table("sources", schema=schema) as batch:
-            for column in missing:
-                batch.add_column(column._copy())
+    add_missing_source_columns(_SOURCE_COLUMNS)
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    schema = CONTROL_SCHEMA if bind.dialect.name == "postgresql" else None
-    with op.batch_alter_table("sources", schema=schema) as batch:
-        for column in reversed(_SOURCE_COLUMNS):
-            batch.drop_column(column.name)
+    drop_source_columns(_SOURCE_COLUMNS)

@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from shared.tables import CONTROL_SCHEMA, backfills
+from migrations.source_columns import add_missing_source_columns, drop_source_columns
+from shared.tables import backfills
 
 revision = "0005"
 down_revision = "0004"
@@ -27,22 +28,12 @@ _SOURCE_COLUMNS: tuple[sa.Column[Any], ...] = (
 
 
 def upgrade() -> None:
-    # As in 0002: a database made from scratch by 0001 has all of this already.
+    add_missing_source_columns(_SOURCE_COLUMNS)
     bind = op.get_bind()
-    schema = CONTROL_SCHEMA if bind.dialect.name == "postgresql" else None
-    present = {column["name"] for column in sa.inspect(bind).get_columns("sources", schema)}
-    missing = [column for column in _SOURCE_COLUMNS if column.name not in present]
-    if missing:
-        with op.batch_alter_table("sources", schema=schema) as batch:
-            for column in missing:
-                batch.add_column(column._copy())
     backfills.create(bind, checkfirst=True)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
     backfills.drop(bind)
-    schema = CONTROL_SCHEMA if bind.dialect.name == "postgresql" else None
-    with op.batch_alter_table("sources", schema=schema) as batch:
-        for column in reversed(_SOURCE_COLUMNS):
-            batch.drop_column(column.name)
+    drop_source_columns(_SOURCE_COLUMNS)

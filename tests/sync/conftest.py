@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import respx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import create_engine
 from shared.registry import SourceRegistry
@@ -86,3 +87,12 @@ async def source(registry: SourceRegistry) -> Source:
 @pytest.fixture
 def sync_service(sync_deps: SyncDependencies) -> SyncService:
     return SyncService(sync_deps)
+
+
+@pytest.fixture
+async def replica_engines(settings: Settings) -> AsyncIterator[list[AsyncEngine]]:
+    """Two engines on one database: two sync-service replicas."""
+    engines = [create_engine(settings.DATABASE_URL), create_engine(settings.DATABASE_URL)]
+    yield engines
+    for engine in engines:
+        await engine.dispose()

@@ -4,16 +4,12 @@ one resumed where it stopped. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import utcnow
-from shared.db import create_engine
-from shared.settings import Settings
 from shared.source_rows import Source
 from shared.tables import backfills
 from sync_service.backfill_claims import (
@@ -27,14 +23,6 @@ from sync_service.run_claims import STALE_AFTER, claim_run
 
 SINCE = utcnow().replace(microsecond=0) - timedelta(days=30)
 UNTIL = SINCE + timedelta(days=30)
-
-
-@pytest.fixture
-async def replica_engines(settings: Settings) -> AsyncIterator[list[AsyncEngine]]:
-    engines = [create_engine(settings.DATABASE_URL), create_engine(settings.DATABASE_URL)]
-    yield engines
-    for engine in engines:
-        await engine.dispose()
 
 
 async def _claim(engine: AsyncEngine, source: Source, worker: str) -> BackfillClaim | None:

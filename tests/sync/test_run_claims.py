@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -11,9 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import utcnow
-from shared.db import create_engine
 from shared.errors import Conflict
-from shared.settings import Settings
 from shared.source_rows import Source
 from shared.tables import sync_runs
 from sync_service.ledger import finish_run, list_runs
@@ -22,15 +19,6 @@ from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.sync.fakes import FakeTime
-
-
-@pytest.fixture
-async def replica_engines(settings: Settings) -> AsyncIterator[list[AsyncEngine]]:
-    """Two engines on one database: two sync-service replicas."""
-    engines = [create_engine(settings.DATABASE_URL), create_engine(settings.DATABASE_URL)]
-    yield engines
-    for engine in engines:
-        await engine.dispose()
 
 
 async def test_two_replicas_triggering_at_once_start_one_run(

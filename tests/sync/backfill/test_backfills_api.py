@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from sendgrid_source.cli import app as cli_app
 from shared.settings import Settings, get_settings
 from sync_service.app import create_app as create_sync_app
-from tests.backfill.conftest import JSON, in_email_logs, recent
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.reconciliation_helpers import day_traffic
+from tests.sync.backfill.conftest import JSON, in_email_logs, recent
 
 SYNC_URL = "http://sync.test"
 

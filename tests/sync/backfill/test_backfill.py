@@ -19,10 +19,10 @@ from shared.tables import source_tables
 from sync_service.backfill_ledger import BackfillRecord, get_backfill
 from sync_service.backfill_service import BackfillService
 from sync_service.runner import SyncDependencies
-from tests.backfill.conftest import JSON, backfill, in_email_logs, recent, source_row
 from tests.email_logs_samples import samples_in_email_logs
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.reconciliation_helpers import DAY_COUNTS, day_traffic, post_events
+from tests.sync.backfill.conftest import JSON, backfill, in_email_logs, recent, source_row
 from tests.webhook_helpers import new_source
 
 SINCE_HOURS, UNTIL_HOURS = 72, 1
@@ -50,7 +50,7 @@ async def test_a_backfill_overlapping_the_webhook_stores_nothing_twice(
     ingest: httpx.AsyncClient,
     ingest_app: FastAPI,
     account: FakeAccount,
-    deps: SyncDependencies,
+    sync_deps: SyncDependencies,
     backfills: BackfillService,
     webhook_source: JSON,
 ) -> None:
@@ -58,7 +58,7 @@ async def test_a_backfill_overlapping_the_webhook_stores_nothing_twice(
     received, missed = events[::2], events[1::2]
     await post_events(ingest, webhook_source["path"], received)
     in_email_logs(account, events, created_at=recent(50))
-    source = await source_row(deps, webhook_source)
+    source = await source_row(sync_deps, webhook_source)
 
     first = await backfill(backfills, source, recent(SINCE_HOURS), recent(UNTIL_HOURS))
 
@@ -107,7 +107,7 @@ async def test_each_event_type_lands_as_the_webhook_stores_it(
     ingest: httpx.AsyncClient,
     ingest_app: FastAPI,
     account: FakeAccount,
-    deps: SyncDependencies,
+    sync_deps: SyncDependencies,
     backfills: BackfillService,
     webhook_source: JSON,
 ) -> None:
@@ -119,7 +119,10 @@ async def test_each_event_type_lands_as_the_webhook_stores_it(
         account.email_logs.add(f"sample-{n}", [sample], created_at=recent(30))
 
     record = await backfill(
-        backfills, await source_row(deps, webhook_source), recent(SINCE_HOURS), recent(UNTIL_HOURS)
+        backfills,
+        await source_row(sync_deps, webhook_source),
+        recent(SINCE_HOURS),
+        recent(UNTIL_HOURS),
     )
 
     assert (record.status, record.events_stored, record.rejected) == (
@@ -139,14 +142,17 @@ async def test_each_event_type_lands_as_the_webhook_stores_it(
 
 async def test_email_logs_refused_stops_with_what_the_account_lacks(
     account: FakeAccount,
-    deps: SyncDependencies,
+    sync_deps: SyncDependencies,
     backfills: BackfillService,
     webhook_source: JSON,
 ) -> None:
     account.email_logs.forbidden = True
 
     record = await backfill(
-        backfills, await source_row(deps, webhook_source), recent(SINCE_HOURS), recent(UNTIL_HOURS)
+        backfills,
+        await source_row(sync_deps, webhook_source),
+        recent(SINCE_HOURS),
+        recent(UNTIL_HOURS),
     )
 
     assert record.status == "failed"
@@ -159,13 +165,13 @@ async def test_email_logs_refused_stops_with_what_the_account_lacks(
 async def test_rate_limits_past_the_retries_leave_it_resumable(
     ingest_app: FastAPI,
     account: FakeAccount,
-    deps: SyncDependencies,
+    sync_deps: SyncDependencies,
     backfills: BackfillService,
     webhook_source: JSON,
 ) -> None:
     events = traffic()
     in_email_logs(account, events, created_at=recent(50))
-    source = await source_row(deps, webhook_source)
+    source = await source_row(sync_deps, webhook_source)
     account.email_logs.throttled = 100
 
     stopped = await backfill(backfills, source, recent(SINCE_HOURS), recent(UNTIL_HOURS))
@@ -188,14 +194,14 @@ async def test_rate_limits_past_the_retries_leave_it_resumable(
 async def test_a_backfill_killed_midway_resumes_and_ends_with_exactly_the_right_rows(
     ingest_app: FastAPI,
     account: FakeAccount,
-    deps: SyncDependencies,
+    sync_deps: SyncDependencies,
     webhook_source: JSON,
 ) -> None:
     since, until = recent(SINCE_HOURS), recent(UNTIL_HOURS)
     ids = account.email_logs.generate(60, start=since, seconds=int((until - since).total_seconds()))
     # Listings of at most 10 messages: the range is read in several windows.
-    backfills = BackfillService(deps, listing_limit=10)
-    source = await source_row(deps, webhook_source)
+    backfills = BackfillService(sync_deps, listing_limit=10)
+    source = await source_row(sync_deps, webhook_source)
     claim = await backfills.claim(source, "manual", since, until)
     assert claim is not None
     windows: list[BackfillRecord] = []
@@ -208,7 +214,7 @@ async def test_a_backfill_killed_midway_resumes_and_ends_with_exactly_the_right_
     task = asyncio.create_task(backfills.run(source, claim, kill_after_two))
     with pytest.raises(asyncio.CancelledError):
         await task
-    stopped = await get_backfill(deps.engine, claim.id)
+    stopped = await get_backfill(sync_deps.engine, claim.id)
     assert stopped is not None
     assert stopped.status == "interrupted"
     assert since < stopped.reached < until

@@ -17,9 +17,9 @@ from sync_service.backfill_ledger import WindowCounts, advance, finish, list_bac
 from sync_service.backfill_schedule import start_due_backfills
 from sync_service.backfill_service import BackfillService
 from sync_service.runner import SyncDependencies
-from tests.backfill.conftest import JSON, in_email_logs, source_row
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.reconciliation_helpers import DAY_COUNTS, day_traffic, post_events, unique
+from tests.sync.backfill.conftest import JSON, in_email_logs, source_row
 from tests.webhook_helpers import new_source
 
 # A settled day (ended more than RECONCILE_SETTLE ago) within Email Logs' 30 days.
@@ -27,8 +27,8 @@ DAY = (utcnow() - timedelta(days=4)).date()
 DAY_START = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
 
 
-async def _collecting_since(deps: SyncDependencies, source_id: str, moment: datetime) -> None:
-    async with deps.engine.begin() as connection:
+async def _collecting_since(sync_deps: SyncDependencies, source_id: str, moment: datetime) -> None:
+    async with sync_deps.engine.begin() as connection:
         await connection.execute(
             sources.update().where(sources.c.id == source_id).values(created_at=moment)
         )
@@ -41,7 +41,7 @@ def _metrics(day: JSON) -> dict[str, JSON]:
 async def test_a_short_day_is_repaired_by_a_backfill_and_reconciled_again_complete(
     ingest: httpx.AsyncClient,
     account: FakeAccount,
-    deps: SyncDependencies,
+    sync_deps: SyncDependencies,
     backfills: BackfillService,
     webhook_source: JSON,
 ) -> None:
@@ -51,8 +51,8 @@ async def test_a_short_day_is_repaired_by_a_backfill_and_reconciled_again_comple
     await post_events(ingest, webhook_source["path"], [e for e in events if e not in lost])
     in_email_logs(account, events, created_at=DAY_START + timedelta(hours=1))
     account.daily_stats[DAY.isoformat()] = DAY_COUNTS | unique(DAY_COUNTS)
-    await _collecting_since(deps, webhook_source["id"], DAY_START - timedelta(days=1))
-    outcome = await deps.reconciliation.reconcile(await source_row(deps, webhook_source))
+    await _collecting_since(sync_deps, webhook_source["id"], DAY_START - timedelta(days=1))
+    outcome = await sync_deps.reconciliation.reconcile(await source_row(sync_deps, webhook_source))
     assert outcome.days[DAY] == ("missing", "3 events missing in delivered")
     patched = await ingest.patch(
         f"/sources/{webhook_source['id']}", json={"completeness_repair": True}
@@ -62,7 +62,7 @@ async def test_a_short_day_is_repaired_by_a_backfill_and_reconciled_again_comple
     started = await start_due_backfills(backfills)
     await backfills.wait_for_background()
 
-    [repair] = await list_backfills(deps.engine, webhook_source["id"])
+    [repair] = await list_backfills(sync_deps.engine, webhook_source["id"])
     assert [repair.id] == started
     assert (repair.trigger, repair.status, repair.repair_days) == (
         "repair",
@@ -89,7 +89,7 @@ async def test_a_short_day_is_repaired_by_a_backfill_and_reconciled_again_comple
 async def test_a_day_still_short_after_its_repair_is_not_repaired_again(
     ingest: httpx.AsyncClient,
     account: FakeAccount,
-    deps: SyncDependencies,
+    sync_deps: SyncDependencies,
     backfills: BackfillService,
     webhook_source: JSON,
 ) -> None:
@@ -99,8 +99,8 @@ async def test_a_day_still_short_after_its_repair_is_not_repaired_again(
     # Email Logs no longer has the lost deliveries either.
     in_email_logs(account, [e for e in events if e not in lost], created_at=DAY_START)
     account.daily_stats[DAY.isoformat()] = DAY_COUNTS | unique(DAY_COUNTS)
-    await _collecting_since(deps, webhook_source["id"], DAY_START - timedelta(days=1))
-    await deps.reconciliation.reconcile(await source_row(deps, webhook_source))
+    await _collecting_since(sync_deps, webhook_source["id"], DAY_START - timedelta(days=1))
+    await sync_deps.reconciliation.reconcile(await source_row(sync_deps, webhook_source))
     await ingest.patch(f"/sources/{webhook_source['id']}", json={"completeness_repair": True})
 
     assert len(await start_due_backfills(backfills)) == 1
@@ -116,7 +116,7 @@ async def test_a_day_still_short_after_its_repair_is_not_repaired_again(
 async def test_a_source_registered_with_history_gets_it_once(
     ingest: httpx.AsyncClient,
     account: FakeAccount,
-    deps: SyncDependencies,
+    sync_deps: SyncDependencies,
     backfills: BackfillService,
 ) -> None:
     response = await ingest.post(
@@ -131,7 +131,7 @@ async def test_a_source_registered_with_history_gets_it_once(
     [started] = await start_due_backfills(backfills)
     await backfills.wait_for_background()
 
-    [initial] = await list_backfills(deps.engine, source_id)
+    [initial] = await list_backfills(sync_deps.engine, source_id)
     assert (initial.id, initial.trigger, initial.status) == (started, "initial", "succeeded")
     assert initial.until - initial.since == timedelta(days=30)
     assert initial.since < DAY_START
@@ -142,7 +142,7 @@ async def test_a_source_registered_with_history_gets_it_once(
 async def test_an_interrupted_backfill_is_resumed_by_the_schedule(
     ingest: httpx.AsyncClient,
     account: FakeAccount,
-    deps: SyncDependencies,
+    sync_deps: SyncDependencies,
     backfills: BackfillService,
 ) -> None:
     created = await new_source(ingest, "Interrupted")
@@ -150,23 +150,23 @@ async def test_an_interrupted_backfill_is_resumed_by_the_schedule(
     in_email_logs(account, events, created_at=DAY_START + timedelta(hours=2))
     since, until = DAY_START - timedelta(days=1), DAY_START + timedelta(days=1)
     claim = await claim_backfill(
-        deps.engine, created["id"], trigger="manual", since=since, until=until, worker="gone"
+        sync_deps.engine, created["id"], trigger="manual", since=since, until=until, worker="gone"
     )
     assert claim is not None
-    await advance(deps.engine, claim.id, DAY_START, WindowCounts())
-    await finish(deps.engine, claim.id, "interrupted")
+    await advance(sync_deps.engine, claim.id, DAY_START, WindowCounts())
+    await finish(sync_deps.engine, claim.id, "interrupted")
     await claim.release()
 
     [resumed] = await start_due_backfills(backfills)
     await backfills.wait_for_background()
 
     assert resumed == claim.id
-    [row] = await list_backfills(deps.engine, created["id"])
+    [row] = await list_backfills(sync_deps.engine, created["id"])
     assert (row.status, row.events_stored, row.since, row.until) == (
         "succeeded",
         len(events),
         since,
         until,
     )
-    async with deps.engine.connect() as connection:
+    async with sync_deps.engine.connect() as connection:
         assert await connection.scalar(sa.select(sa.func.count()).select_from(backfills_table)) == 1

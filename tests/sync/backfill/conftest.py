@@ -4,7 +4,6 @@ sync service's backfill machinery with a clock that never waits."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,42 +12,20 @@ import pytest
 from fastapi import FastAPI
 
 from shared.clock import utcnow
-from shared.db import create_engine
-from shared.settings import Settings
 from shared.source_rows import Source
 from sync_service.backfill_ledger import BackfillRecord
 from sync_service.backfill_service import BackfillService
-from sync_service.client import RetryPolicy
 from sync_service.runner import SyncDependencies
 from tests.fake_sendgrid.respx_route import FakeAccount
-from tests.reconciliation_helpers import post_events
-from tests.sync.fakes import FakeTime
 from tests.webhook_helpers import new_source
 
 JSON = dict[str, Any]
 
 
 @pytest.fixture
-async def deps(
-    settings: Settings, account: FakeAccount, ingest_app: FastAPI
-) -> AsyncIterator[SyncDependencies]:
-    fake_time = FakeTime()
-    engine = create_engine(settings.DATABASE_URL)
-    async with httpx.AsyncClient() as http:
-        yield SyncDependencies(
-            engine,
-            http,
-            settings,
-            retry=RetryPolicy(max_attempts=3),
-            sleep=fake_time.sleep,
-            clock=fake_time.clock,
-        )
-    await engine.dispose()
-
-
-@pytest.fixture
-def backfills(deps: SyncDependencies) -> BackfillService:
-    return BackfillService(deps)
+def backfills(sync_deps: SyncDependencies, ingest_app: FastAPI) -> BackfillService:
+    """The sync service's backfills, beside a running ingest service on the same database."""
+    return BackfillService(sync_deps)
 
 
 @pytest.fixture
@@ -57,8 +34,8 @@ async def webhook_source(ingest: httpx.AsyncClient) -> JSON:
     return await new_source(ingest)
 
 
-async def source_row(deps: SyncDependencies, created: JSON) -> Source:
-    return await deps.sources.get(created["id"])
+async def source_row(sync_deps: SyncDependencies, created: JSON) -> Source:
+    return await sync_deps.sources.get(created["id"])
 
 
 def recent(hours_ago: float) -> datetime:
@@ -86,6 +63,3 @@ def in_email_logs(account: FakeAccount, events: list[JSON], created_at: datetime
         by_message.setdefault(event["sg_message_id"], []).append(event)
     for sg_message_id, message_events in by_message.items():
         account.email_logs.add(sg_message_id, message_events, created_at=created_at)
-
-
-__all__ = ["post_events"]

@@ -36,7 +36,6 @@ from sync_service.backfill_ledger import (
     get_backfill,
 )
 from sync_service.background import heartbeat
-from sync_service.client import SendGridClient
 from sync_service.email_logs import MAX_LIMIT, LogsWindow, read_email_logs
 from sync_service.errors import EmailLogsRefused, SendGridError
 from sync_service.log_events import MappedEvent, UnmappedEvent, webhook_events
@@ -86,15 +85,7 @@ async def execute_backfill(
 ) -> BackfillRecord:
     """Run a claimed backfill to its end, record it, release the claim; the final row."""
     show = progress or _no_progress
-    client = SendGridClient(
-        deps.http,
-        base_url=deps.settings.sendgrid_base_url(source.region),
-        api_key=deps.secrets.api_key(source),
-        policy=deps.retry,
-        sleep=deps.sleep,
-        clock=deps.clock,
-        max_in_flight=deps.settings.SYNC_CONCURRENCY,
-    )
+    client = deps.client_for(source)
     status: BackfillStatus = "failed"
     error: str | None = None
     shortfalls: list[str] = []

@@ -81,6 +81,19 @@ class SyncDependencies:
         self.webhook_check = WebhookCheck(self.engine, self.settings, self.http, self.secrets)
         self.reconciliation = Reconciliation(self.engine, self.settings, self.http, self.secrets)
 
+    def client_for(self, source: Source) -> SendGridClient:
+        """The source's view of SendGrid: its region, its key, at most SYNC_CONCURRENCY
+        requests in flight."""
+        return SendGridClient(
+            self.http,
+            base_url=self.settings.sendgrid_base_url(source.region),
+            api_key=self.secrets.api_key(source),
+            policy=self.retry,
+            sleep=self.sleep,
+            clock=self.clock,
+            max_in_flight=self.settings.SYNC_CONCURRENCY,
+        )
+
 
 @dataclass
 class RunOutcome:
@@ -252,15 +265,7 @@ async def _sync_collections(
     deps: SyncDependencies, source: Source, run_id: str, progress: Progress
 ) -> list[CollectionResult]:
     concurrency = deps.settings.SYNC_CONCURRENCY
-    client = SendGridClient(
-        deps.http,
-        base_url=deps.settings.sendgrid_base_url(source.region),
-        api_key=deps.secrets.api_key(source),
-        policy=deps.retry,
-        sleep=deps.sleep,
-        clock=deps.clock,
-        max_in_flight=concurrency,
-    )
+    client = deps.client_for(source)
     choice = await choose_api(client) if needs_api_choice(source.collections) else None
     plan = plan_collections(choice, source.collections)
     results: dict[str, CollectionResult] = {}

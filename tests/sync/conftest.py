@@ -18,8 +18,9 @@ from sync_service.client import RetryPolicy, SendGridClient
 from sync_service.contacts_export import ExportPolicy
 from sync_service.runner import SyncDependencies
 from sync_service.service import SyncService
-from tests.conftest import api_key
+from tests.conftest import SENDGRID_TEST_URL, api_key
 from tests.fake_sendgrid.payloads import API
+from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.sync.fakes import API_KEY, FakeTime
 
 
@@ -96,3 +97,20 @@ async def replica_engines(settings: Settings) -> AsyncIterator[list[AsyncEngine]
     yield engines
     for engine in engines:
         await engine.dispose()
+
+
+@pytest.fixture
+async def account_client(
+    account: FakeAccount, fake_time: FakeTime
+) -> AsyncIterator[SendGridClient]:
+    """A client of the fake account behind tests/conftest.py's `sendgrid` router."""
+    async with httpx.AsyncClient() as http:
+        yield SendGridClient(
+            http,
+            base_url=SENDGRID_TEST_URL,
+            api_key=API_KEY,
+            policy=RetryPolicy(max_attempts=4),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            max_in_flight=4,
+        )

@@ -5,42 +5,28 @@ status, what no query can reach reported, 429s waited out, 403/401 stopping with
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
-from sync_service.client import RetryPolicy, SendGridClient
+from sync_service.client import SendGridClient
 from sync_service.email_logs import LogsWindow, Shortfall, read_email_logs
 from sync_service.errors import EmailLogsRefused
-from tests.conftest import SENDGRID_TEST_URL
 from tests.fake_sendgrid.logs_query import STATUSES
 from tests.fake_sendgrid.respx_route import FakeAccount
-from tests.sync.fakes import API_KEY, FakeTime
+from tests.sync.fakes import FakeTime
 
 SINCE = datetime(2026, 1, 10, tzinfo=UTC)
 UNTIL = SINCE + timedelta(days=1)
 
 
-@pytest.fixture
-async def client(account: FakeAccount, fake_time: FakeTime) -> AsyncIterator[SendGridClient]:
-    async with httpx.AsyncClient() as http:
-        yield SendGridClient(
-            http,
-            base_url=SENDGRID_TEST_URL,
-            api_key=API_KEY,
-            policy=RetryPolicy(max_attempts=4),
-            sleep=fake_time.sleep,
-            clock=fake_time.clock,
-            max_in_flight=4,
-        )
-
-
 async def read_all(
-    client: SendGridClient, since: datetime = SINCE, until: datetime = UNTIL, limit: int = 1000
+    account_client: SendGridClient,
+    since: datetime = SINCE,
+    until: datetime = UNTIL,
+    limit: int = 1000,
 ) -> list[LogsWindow]:
-    return [window async for window in read_email_logs(client, since, until, limit=limit)]
+    return [window async for window in read_email_logs(account_client, since, until, limit=limit)]
 
 
 def message_ids(windows: list[LogsWindow]) -> list[str]:
@@ -56,11 +42,11 @@ def assert_contiguous(windows: list[LogsWindow], since: datetime, until: datetim
 
 
 async def test_one_query_when_the_window_is_not_full(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     ids = account.email_logs.generate(5, start=SINCE + timedelta(hours=3), seconds=60)
 
-    windows = await read_all(client)
+    windows = await read_all(account_client)
 
     assert account.email_logs.listings == [
         {
@@ -77,12 +63,12 @@ async def test_one_query_when_the_window_is_not_full(
 
 
 async def test_a_window_answering_exactly_limit_is_cut_until_none_is_full(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     """Exactly `limit` messages: the listing cannot say there are no more, so it is cut."""
     ids = account.email_logs.generate(10, start=SINCE + timedelta(hours=5), seconds=3600)
 
-    windows = await read_all(client, limit=10)
+    windows = await read_all(account_client, limit=10)
 
     assert sorted(message_ids(windows)) == ids  # each once
     assert sum(w.listed for w in windows) == 10
@@ -92,11 +78,11 @@ async def test_a_window_answering_exactly_limit_is_cut_until_none_is_full(
 
 
 async def test_many_windows_read_every_message_once_in_time_order(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     ids = account.email_logs.generate(237, start=SINCE, seconds=86_400)
 
-    windows = await read_all(client, limit=25)
+    windows = await read_all(account_client, limit=25)
 
     read = message_ids(windows)
     assert len(read) == len(set(read)) == 237
@@ -111,12 +97,14 @@ async def test_many_windows_read_every_message_once_in_time_order(
     assert sorted(set(account.email_logs.details_fetched)) == sorted(ids)
 
 
-async def test_a_full_second_is_cut_by_status(client: SendGridClient, account: FakeAccount) -> None:
+async def test_a_full_second_is_cut_by_status(
+    account_client: SendGridClient, account: FakeAccount
+) -> None:
     second = SINCE + timedelta(hours=7)
     # 18 messages, 3 of each status: a second of them is full, half of the statuses is not.
     ids = account.email_logs.generate(18, start=second, seconds=1, statuses=STATUSES)
 
-    windows = await read_all(client, limit=10)
+    windows = await read_all(account_client, limit=10)
 
     assert sorted(message_ids(windows)) == ids
     (full,) = [w for w in windows if w.start == second]
@@ -134,7 +122,7 @@ async def test_a_full_second_is_cut_by_status(client: SendGridClient, account: F
 
 
 async def test_a_status_of_a_second_still_full_is_reported_not_dropped(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     second = SINCE + timedelta(hours=9)
     account.email_logs.generate(14, start=second, seconds=1, statuses=("delivered",))
@@ -142,7 +130,7 @@ async def test_a_status_of_a_second_still_full_is_reported_not_dropped(
         3, start=second, seconds=1, statuses=("bounced",), prefix="other"
     )
 
-    windows = await read_all(client, limit=10)
+    windows = await read_all(account_client, limit=10)
 
     (full,) = [w for w in windows if w.shortfalls]
     assert full.shortfalls == (Shortfall(second, second + timedelta(seconds=1), "delivered", 10),)
@@ -154,12 +142,12 @@ async def test_a_status_of_a_second_still_full_is_reported_not_dropped(
 
 
 async def test_429_is_waited_out_then_the_read_goes_on(
-    client: SendGridClient, account: FakeAccount, fake_time: FakeTime
+    account_client: SendGridClient, account: FakeAccount, fake_time: FakeTime
 ) -> None:
     ids = account.email_logs.generate(3, start=SINCE, seconds=60)
     account.email_logs.throttle(2, reset=fake_time.now + 30)
 
-    windows = await read_all(client)
+    windows = await read_all(account_client)
 
     assert sorted(message_ids(windows)) == ids
     assert len(account.email_logs.listings) == 3  # two 429s, then the listing
@@ -167,13 +155,13 @@ async def test_429_is_waited_out_then_the_read_goes_on(
 
 
 async def test_403_on_the_listing_stops_with_what_the_account_and_key_need(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     account.email_logs.generate(3, start=SINCE, seconds=60)
     account.email_logs.forbidden = True
 
     with pytest.raises(EmailLogsRefused) as refused:
-        await read_all(client)
+        await read_all(account_client)
 
     error = refused.value
     assert (error.status_code, error.path) == (403, "/v3/logs")
@@ -186,37 +174,37 @@ async def test_403_on_the_listing_stops_with_what_the_account_and_key_need(
 
 
 async def test_403_on_a_message_stops_the_read(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     ids = account.email_logs.generate(6, start=SINCE, seconds=60)
     account.forbidden.add(f"/v3/logs/{ids[2]}")
 
     with pytest.raises(EmailLogsRefused) as refused:
-        await read_all(client)
+        await read_all(account_client)
 
     assert (refused.value.status_code, refused.value.path) == (403, "/v3/logs/{sg_message_id}")
 
 
 async def test_401_stops_the_read_saying_the_key_is_not_valid(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     account.email_logs.generate(1, start=SINCE, seconds=60)
     account.key_revoked = True
 
     with pytest.raises(EmailLogsRefused) as refused:
-        await read_all(client)
+        await read_all(account_client)
 
     assert refused.value.status_code == 401
     assert "the API key is wrong, revoked or expired" in str(refused.value)
 
 
 async def test_a_message_past_retention_is_counted_and_the_rest_read(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     ids = account.email_logs.generate(4, start=SINCE, seconds=60)
     account.email_logs.not_found.add(ids[1])
 
-    (window,) = await read_all(client)
+    (window,) = await read_all(account_client)
 
     assert window.not_found == (ids[1],)
     assert sorted(message_ids([window])) == [ids[0], ids[2], ids[3]]
@@ -224,7 +212,7 @@ async def test_a_message_past_retention_is_counted_and_the_rest_read(
 
 
 async def test_a_message_with_100_events_may_be_truncated(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     def opens(message: str, count: int) -> list[dict[str, object]]:
         return [
@@ -236,27 +224,27 @@ async def test_a_message_with_100_events_may_be_truncated(
     account.email_logs.add("full", opens("full", 100), created_at=SINCE)
     account.email_logs.add("short", opens("short", 99), created_at=SINCE)
 
-    (window,) = await read_all(client)
+    (window,) = await read_all(account_client)
 
     assert window.truncated == ("full",)
 
 
 async def test_a_read_resumed_from_a_window_end_reads_only_what_comes_after(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     ids = account.email_logs.generate(120, start=SINCE, seconds=86_400)
     created = {
         s.detail["sg_message_id"]: s.created_at for s in account.email_logs.messages.values()
     }
     first: list[LogsWindow] = []
-    async for window in read_email_logs(client, SINCE, UNTIL, limit=20):
+    async for window in read_email_logs(account_client, SINCE, UNTIL, limit=20):
         first.append(window)
         if len(first) == 3:
             break  # the job stopped here; it had stored the third window's end
     resume_at = first[-1].end
     asked_before = len(account.email_logs.listings)
 
-    rest = await read_all(client, since=resume_at, limit=20)
+    rest = await read_all(account_client, since=resume_at, limit=20)
 
     before = set(message_ids(first))
     after = set(message_ids(rest))
@@ -271,16 +259,16 @@ async def test_a_read_resumed_from_a_window_end_reads_only_what_comes_after(
 
 
 async def test_the_bounds_are_taken_to_whole_seconds_and_must_have_a_time_zone(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     since = SINCE + timedelta(microseconds=400_000)
     until = SINCE + timedelta(seconds=10, microseconds=1)
 
-    windows = await read_all(client, since, until)
+    windows = await read_all(account_client, since, until)
 
     assert (windows[0].start, windows[0].end) == (SINCE, SINCE + timedelta(seconds=11))
     with pytest.raises(ValueError, match="time zone"):
-        await read_all(client, since=datetime(2026, 1, 10))
+        await read_all(account_client, since=datetime(2026, 1, 10))
     with pytest.raises(ValueError, match="limit"):
-        await read_all(client, limit=1001)
-    assert await read_all(client, since=UNTIL, until=UNTIL) == []
+        await read_all(account_client, limit=1001)
+    assert await read_all(account_client, since=UNTIL, until=UNTIL) == []

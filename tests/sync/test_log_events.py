@@ -5,22 +5,18 @@ Email Logs has from the webhook undone on its own."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from shared.events import EVENT_TYPES, DeferredEvent, custom_args
 from sync_service.client import SendGridClient
 from sync_service.email_logs import read_email_logs
 from sync_service.log_events import MappedEvent, UnmappedEvent, webhook_event, webhook_events
-from tests.conftest import SENDGRID_TEST_URL
 from tests.email_logs_samples import add_samples, samples_in_email_logs
 from tests.fake_sendgrid.logs_messages import logs_message
 from tests.fake_sendgrid.respx_route import FakeAccount
-from tests.sync.fakes import API_KEY, FakeTime
 
 JSON = dict[str, Any]
 CREATED = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
@@ -40,18 +36,6 @@ TABLES = {
 }
 
 
-@pytest.fixture
-async def client(account: FakeAccount, fake_time: FakeTime) -> AsyncIterator[SendGridClient]:
-    async with httpx.AsyncClient() as http:
-        yield SendGridClient(
-            http,
-            base_url=SENDGRID_TEST_URL,
-            api_key=API_KEY,
-            sleep=fake_time.sleep,
-            clock=fake_time.clock,
-        )
-
-
 def as_the_webhook_sends_it(sample: JSON) -> JSON:
     """The sample as the webhook posts it. One documented difference is left: Email Logs gives
     the pool id as a numeric string (`OutboundIpPoolMetadata`), as real webhook posts do
@@ -63,11 +47,11 @@ def as_the_webhook_sends_it(sample: JSON) -> JSON:
 
 
 async def test_every_event_type_reads_back_as_the_webhook_sends_it(
-    client: SendGridClient, account: FakeAccount
+    account_client: SendGridClient, account: FakeAccount
 ) -> None:
     added = add_samples(account.email_logs, CREATED)
 
-    windows = [w async for w in read_email_logs(client, CREATED, CREATED.replace(second=1))]
+    windows = [w async for w in read_email_logs(account_client, CREATED, CREATED.replace(second=1))]
 
     details = {m.sg_message_id: m.detail for w in windows for m in w.messages}
     assert sorted(details) == sorted(sg_message_id for sg_message_id, _ in added)

@@ -21,6 +21,8 @@ from ingest_service import (
 from ingest_service.console_site import mount_console
 from ingest_service.parsers import ParserPool
 from ingest_service.writer import EventWriter
+from shared.clickhouse import ClickHouse
+from shared.clickhouse_event_rows import ClickHouseEventRows
 from shared.db import create_engine
 from shared.registry import SourceRegistry
 from shared.settings import Settings, get_settings
@@ -40,6 +42,11 @@ def create_app(settings: Settings) -> FastAPI:
         else create_engine(settings.DATABASE_URL, pool_size=writers, jsonb_as_text=True)
     )
 
+    # The event tables' warehouse when it is ClickHouse: one connection per lane.
+    clickhouse = (
+        ClickHouse(settings.clickhouse_url, size=writers) if settings.clickhouse_url else None
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer = EventWriter(
@@ -47,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
             max_events=settings.INGEST_BATCH_MAX_EVENTS,
             linger_seconds=settings.INGEST_BATCH_LINGER.total_seconds(),
             writers=writers,
+            clickhouse=ClickHouseEventRows(clickhouse) if clickhouse else None,
         )
         parsers = ParserPool(settings.INGEST_PARSERS)
         async with httpx.AsyncClient() as http:
@@ -74,6 +82,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await parsers.stop()
                 await engine.dispose()
                 await writer_engine.dispose()
+                if clickhouse is not None:
+                    await clickhouse.close()
 
     # Every route behind the admin token, in one router.
     admin = APIRouter()

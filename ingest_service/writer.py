@@ -11,6 +11,12 @@ de-duplication absorbs whatever had in fact been written.
 
 This module is the lanes: what goes into a commit, when, and the answers. What a commit
 writes, table by table, is `shared.event_table_write`.
+
+With ClickHouse as the warehouse (`WAREHOUSE_URL`), a group's event rows are inserted there
+first, each table's insert acknowledged by ClickHouse, and then its `rejected` rows and
+`webhook_stats` are committed on DATABASE_URL; only then are the requests answered. If the
+commit fails after ClickHouse took the rows, the requests are answered 503 and SendGrid's
+resend finds them stored (counted as duplicates), so nothing is lost or doubled.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest_service.write_paths import WritePaths
+from shared.clickhouse_event_rows import ClickHouseEventRows
 from shared.db_errors import lost_write_race
 from shared.event_inserts import insert_rejected
 from shared.event_parsing import ParsedBatch
+from shared.event_rows import SqlEventRows
 from shared.event_table_write import Submission, WriteResult, stats_added, write_event_table
 from shared.events import EVENT_TABLES
 from shared.tables import source_tables, webhook_stats
@@ -90,9 +98,17 @@ class EventWriter:
     overlap another's Python work, without the two ever writing the same table."""
 
     def __init__(
-        self, engine: AsyncEngine, *, max_events: int, linger_seconds: float, writers: int
+        self,
+        engine: AsyncEngine,
+        *,
+        max_events: int,
+        linger_seconds: float,
+        writers: int,
+        clickhouse: ClickHouseEventRows | None = None,
     ) -> None:
         self.engine = engine
+        # The event tables' warehouse when it is not DATABASE_URL's.
+        self.clickhouse = clickhouse
         self.max_events = max_events
         self.linger = linger_seconds
         self.writers = writers
@@ -217,6 +233,19 @@ class EventWriter:
         BATCH_REQUESTS.observe(len(group))
         BATCH_EVENTS.observe(sum(s.batch.event_count for s in group))
         now = datetime.now(UTC)
+        if self.clickhouse is not None:
+            # Acknowledged by ClickHouse before the commit below, which answers the requests.
+            for schema in sorted({s.schema for s in group}):
+                members = [s for s in group if s.schema == schema]
+                tables = source_tables(schema)
+                for table_name in sorted({t for s in members for t in s.batch.rows}):
+                    await write_event_table(
+                        self.clickhouse,
+                        tables.events[table_name],
+                        members,
+                        contended=contended,
+                        optimistic=False,  # ClickHouse refuses no id: always looked up
+                    )
         savepoints = 0
         async with self.engine.begin() as connection:
             # A fixed order of tables keeps concurrent writers from deadlocking.
@@ -224,13 +253,15 @@ class EventWriter:
                 members = [s for s in group if s.schema == schema]
                 tables = source_tables(schema)
                 optimistic = self.paths.optimistic(schema)
-                for table_name in sorted({t for s in members for t in s.batch.rows}):
+                # On ClickHouse the event rows were written above.
+                here = [] if self.clickhouse else sorted({t for s in members for t in s.batch.rows})
+                for table_name in here:
                     # Each table written with no look-up holds a savepoint (a subtransaction)
                     # till the commit; PostgreSQL keeps 64 per transaction in shared memory.
                     savepoint = optimistic and savepoints < _SAVEPOINTS_PER_COMMIT
                     savepoints += savepoint
                     met_stored = await write_event_table(
-                        connection,
+                        SqlEventRows(connection),
                         tables.events[table_name],
                         members,
                         contended=contended,

@@ -25,6 +25,7 @@ from shared.db_errors import lost_write_race
 from shared.event_inserts import insert_rejected
 from shared.event_parsing import RejectedRow, parse_body
 from shared.event_records import Origin
+from shared.event_rows import SqlEventRows
 from shared.event_table_write import Submission, WriteResult, write_event_table
 from shared.json_codec import canonical_json, dump_json
 from shared.tables import source_tables
@@ -67,7 +68,7 @@ async def store_events(
             async with engine.begin() as connection:
                 for table_name in sorted(batch.rows):
                     await write_event_table(
-                        connection,
+                        SqlEventRows(connection),
                         tables.events[table_name],
                         [submission],
                         contended=True,

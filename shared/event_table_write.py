@@ -16,16 +16,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.column_types import UTCDateTime
-from shared.event_inserts import (
-    insert_all_unless_stored,
-    insert_new_rows,
-    rows_differing_from_stored,
-)
 from shared.event_parsing import ParsedBatch
 from shared.event_records import ID_AT, RAW_AT, EventRecord
+from shared.event_rows import EventRows
 from shared.json_codec import canonical_json, load_json
 from shared.tables import webhook_stats
 
@@ -92,7 +87,7 @@ def stats_added(members: Sequence[Submission]) -> dict[str, Any]:
 
 
 async def write_event_table(
-    connection: AsyncConnection,
+    rows: EventRows,
     table: sa.Table,
     members: Sequence[Submission],
     *,
@@ -101,6 +96,7 @@ async def write_event_table(
 ) -> bool:
     """Insert one table's rows from every submission of the group, exactly once each;
     returns whether some row's id was stored already (what `optimistic` bets against).
+    `rows` is the warehouse the table lives in (`shared.event_rows`).
 
     `optimistic`: first try inserting every row with no look-up
     (`insert_all_unless_stored`); only when that is refused are the stored ids looked up.
@@ -127,12 +123,12 @@ async def write_event_table(
         records = [record for record, _ in pending.values()]
         inserted = None
         if first_round and optimistic:
-            if await insert_all_unless_stored(connection, table, records):
+            if await rows.insert_all_unless_stored(table, records):
                 inserted = set(pending)
             else:
                 INSERTS_REFUSED.inc()
         if inserted is None:
-            inserted = await insert_new_rows(connection, table, records, contended=contended)
+            inserted = await rows.insert_new_rows(table, records, contended=contended)
             met_stored = met_stored or (first_round and len(inserted) < len(pending))
         first_round = False
         for record_id in inserted:
@@ -140,8 +136,8 @@ async def write_event_table(
         EVENTS_STORED.labels(table.schema or "", table.name).inc(len(inserted))
         # Everything not inserted now has its id stored (by this group or before it).
         candidates = [pending[record_id] for record_id in pending.keys() - inserted] + repeats
-        differing = await rows_differing_from_stored(
-            connection, table, [record for record, _ in candidates]
+        differing = await rows.rows_differing_from_stored(
+            table, [record for record, _ in candidates]
         )
         pending, repeats = {}, []
         for position, (record, submission) in enumerate(candidates):

@@ -15,8 +15,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.clickhouse import SCHEME as CLICKHOUSE_SCHEME
+from shared.clickhouse import ClickHouseTarget
 
 Region = Literal["global", "eu"]
 
@@ -64,6 +74,11 @@ class Settings(BaseSettings):
 
     DATA_DIR: Path = Path("./data")
     DATABASE_URL: str = "sqlite+aiosqlite:///./data/sendgrid-source.db"
+    # Where the event tables live: unset (or DATABASE_URL itself) keeps them beside the
+    # control tables; clickhouse://[user[:password]@]host[:port]/database puts them in
+    # ClickHouse (a database per source, named as its schema), while sources, runs and stats
+    # stay on DATABASE_URL.
+    WAREHOUSE_URL: str | None = None
     ADMIN_TOKEN: SecretStr | None = None
     SECRET_KEY: SecretStr | None = None
     PUBLIC_URL: str = "http://127.0.0.1:8000"
@@ -127,6 +142,22 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("WAREHOUSE_URL")
+    @classmethod
+    def _known_warehouse(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or value == info.data.get("DATABASE_URL"):
+            return None
+        if not value.startswith(CLICKHOUSE_SCHEME):
+            raise ValueError(
+                "must be clickhouse://host:port/database, or unset to keep the events on "
+                "DATABASE_URL (another SQL database for the events alone is not supported)"
+            )
+        try:
+            ClickHouseTarget.from_url(value)
+        except ValueError as exc:
+            raise ValueError(f"the ClickHouse URL {exc}") from None
+        return value
+
     @field_validator("ADMIN_TOKEN", "SECRET_KEY")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -175,6 +206,11 @@ class Settings(BaseSettings):
         if not timedelta(0) < value <= timedelta(minutes=10):
             raise ValueError("must be more than 0 and at most 10m")
         return value
+
+    @property
+    def clickhouse_url(self) -> str | None:
+        """WAREHOUSE_URL when the event tables live in ClickHouse."""
+        return self.WAREHOUSE_URL
 
     @property
     def is_sqlite(self) -> bool:

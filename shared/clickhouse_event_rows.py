@@ -1,0 +1,126 @@
+"""Event records stored exactly once in ClickHouse (`shared.event_rows.EventRows`).
+
+ClickHouse refuses no duplicate key, so "once" is kept in three steps: the ids of a group are
+looked up on the sorting key in bulk and only the new records are inserted; the tables are
+`ReplacingMergeTree` ordered by `id`, so a copy that slipped in anyway (two receivers storing
+one resend at the same moment) is merged away; and every read says `FINAL` until then
+(`shared.clickhouse_tables`). A reused `sg_event_id` is told from a resend by comparing the
+stored content, as on the SQL warehouses.
+
+Each source's database and tables are created on its first write in this process (each
+statement can run again), so a receiver needs nothing prepared beyond the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.clickhouse import ClickHouse
+from shared.clickhouse_tables import base_type, quoted, source_database_ddl
+from shared.event_records import ID_AT, ORIGIN_AT, RAW_AT, EventRecord
+from shared.json_codec import canonical_json, load_json
+
+# Ids per look-up: keeps a statement well under the server's default max_query_size (256 KiB).
+_IDS_PER_QUERY = 2000
+
+
+def _converters(table: sa.Table) -> list[tuple[int, Callable[[Any], Any]]]:
+    """(position, conversion) for the values the driver does not take as they are."""
+    return [
+        (position, lambda value: None if value is None else int(value))
+        for position, column in enumerate(table.columns)
+        if base_type(column) == "UInt8"
+    ]
+
+
+class ClickHouseEventRows:
+    """The event tables of every source on one ClickHouse server."""
+
+    def __init__(self, clickhouse: ClickHouse) -> None:
+        self.clickhouse = clickhouse
+        self._ready: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def ensure_source(self, schema: str) -> None:
+        """Create the source's database, tables and view unless this process did already."""
+        if schema in self._ready:
+            return
+        async with self._lock:
+            if schema not in self._ready:
+                for statement in source_database_ddl(schema):
+                    await self.clickhouse.execute(statement)
+                self._ready.add(schema)
+
+    async def _stored(self, table: sa.Table, columns: str, ids: Sequence[str]) -> list[Any]:
+        await self.ensure_source(str(table.schema))
+        rows: list[Any] = []
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), _IDS_PER_QUERY):
+            rows += await self.clickhouse.execute(
+                f"SELECT {columns} FROM {quoted(str(table.schema))}.{quoted(table.name)} "
+                "WHERE id IN %(ids)s",
+                {"ids": tuple(unique[start : start + _IDS_PER_QUERY])},
+            )
+        return rows
+
+    async def _insert(self, table: sa.Table, records: Sequence[EventRecord]) -> None:
+        converters = _converters(table)
+        rows: Sequence[Sequence[Any]] = records
+        if converters:
+            converted = []
+            for record in records:
+                values = list(record)
+                for position, convert in converters:
+                    values[position] = convert(values[position])
+                converted.append(values)
+            rows = converted
+        names = ", ".join(quoted(column.name) for column in table.columns)
+        await self.clickhouse.insert(
+            f"INSERT INTO {quoted(str(table.schema))}.{quoted(table.name)} ({names}) VALUES",
+            rows,
+        )
+
+    async def insert_all_unless_stored(
+        self, table: sa.Table, records: Sequence[EventRecord]
+    ) -> bool:
+        # No key refuses a stored id here, so this is the look-up path: all or none.
+        if not records:
+            return True
+        if await self._stored(table, "id", [record[ID_AT] for record in records]):
+            return False
+        await self._insert(table, records)
+        return True
+
+    async def insert_new_rows(
+        self, table: sa.Table, records: Sequence[EventRecord], *, contended: bool
+    ) -> set[str]:
+        if not records:
+            return set()
+        present = {
+            row[0] for row in await self._stored(table, "id", [r[ID_AT] for r in records])
+        }
+        new = [record for record in records if record[ID_AT] not in present]
+        if new:
+            await self._insert(table, new)
+        return {record[ID_AT] for record in new}
+
+    async def rows_differing_from_stored(
+        self, table: sa.Table, records: Sequence[EventRecord]
+    ) -> set[int]:
+        if not records:
+            return set()
+        stored: dict[tuple[str, str], str] = {}
+        for row_id, raw, origin in await self._stored(
+            table, "id, raw, origin", [record[ID_AT] for record in records]
+        ):
+            stored[(row_id, origin)] = canonical_json(load_json(raw.encode()))
+        differing = set()
+        for position, record in enumerate(records):
+            kept = stored.get((record[ID_AT], record[ORIGIN_AT]))
+            if kept is not None and kept != canonical_json(load_json(record[RAW_AT].encode())):
+                differing.add(position)
+        return differing

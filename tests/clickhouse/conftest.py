@@ -1,0 +1,140 @@
+"""Fixtures for the ClickHouse warehouse: a real server and a current engine beside it.
+
+`scripts/test` starts a throwaway ClickHouse server (Debian's package, 18.16 today) and sets
+TEST_CLICKHOUSE_URL, or TEST_CLICKHOUSE_UNAVAILABLE with the reason it could not. Every
+statement the product sends to that server is also run, with the same rows, on the current
+engine chdb embeds (`BothEngines`), so SQL that either release refuses fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chdb import session as chdb_session
+from clickhouse_driver.util.escape import escape_param
+
+from shared.clickhouse import ClickHouse
+
+
+def clickhouse_server_url() -> str:
+    url = os.environ.get("TEST_CLICKHOUSE_URL")
+    if url:
+        return url
+    reason = os.environ.get("TEST_CLICKHOUSE_UNAVAILABLE") or (
+        "TEST_CLICKHOUSE_URL is not set: run the tests with scripts/test, which starts a "
+        "throwaway ClickHouse server"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(f"ClickHouse must run on CI: {reason}")
+    pytest.skip(f"no ClickHouse server: {reason}")
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, datetime):
+        return f"'{value.strftime('%Y-%m-%d %H:%M:%S')}'"  # values are UTC
+    if isinstance(value, int):
+        return str(value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+class _CurrentEngine:
+    """chdb's in-process engine (a current ClickHouse release), one session per test run."""
+
+    def __init__(self, path: Path) -> None:
+        self.session = chdb_session.Session(str(path))
+        self.version = str(self.session.query("SELECT version()", "CSV")).strip().strip('"')
+        self.statements: list[str] = []
+
+    def run(self, sql: str) -> list[list[Any]]:
+        self.statements.append(sql)
+        result = self.session.query(sql, "JSONCompact")
+        text = str(result).strip()
+        if not text:
+            return []
+        import json
+
+        data: list[list[Any]] = json.loads(text)["data"]
+        return data
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class BothEngines(ClickHouse):
+    """The product's ClickHouse connection, every statement also run on the current engine:
+    DDL and queries as sent (client-side parameters substituted), inserts with the same rows.
+    A SELECT must find as many rows on both."""
+
+    engine: _CurrentEngine
+
+    async def execute(
+        self, sql: str, params: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        rows = await super().execute(sql, params)
+        literal = sql % {k: escape_param(v, _NoContext()) for k, v in (params or {}).items()}
+        current = self.engine.run(literal)
+        if sql.lstrip().upper().startswith("SELECT"):
+            assert len(current) == len(rows), (literal, rows, current)
+        return rows
+
+    async def insert(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await super().insert(sql, rows)
+        values = ",".join("(" + ",".join(_literal(v) for v in row) + ")" for row in rows)
+        self.engine.run(f"{sql} {values}")
+
+
+class _NoContext:
+    """escape_param's context: only its date and time formatting reads it (not used here)."""
+
+    server_info = None
+    settings: dict[str, Any] = {}  # noqa: RUF012
+
+
+@pytest.fixture(scope="session")
+def current_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_CurrentEngine]:
+    engine = _CurrentEngine(tmp_path_factory.mktemp("chdb"))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def clickhouse_url() -> str:
+    return clickhouse_server_url()
+
+
+@pytest.fixture
+def both_engines(
+    current_engine: _CurrentEngine, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[_CurrentEngine]:
+    """The ingest app's ClickHouse connections also run everything on the current engine."""
+
+    class Bound(BothEngines):
+        engine = current_engine
+
+    monkeypatch.setattr("ingest_service.app.ClickHouse", Bound)
+    yield current_engine
+
+
+@pytest.fixture
+async def clickhouse(clickhouse_url: str) -> AsyncIterator[ClickHouse]:
+    """A connection of the test's own to the server, for reading what was stored."""
+    connection = ClickHouse(clickhouse_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def source_name() -> str:
+    """A source name no other test uses: every test shares the one server."""
+    return f"ch {uuid.uuid4().hex[:12]}"

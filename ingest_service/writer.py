@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest_service.write_paths import WritePaths
-from shared.clickhouse_event_rows import ClickHouseEventRows
+from shared.clickhouse_event_rows import ClickHouseEventRows, refuse_unstorable
 from shared.db_errors import lost_write_race
 from shared.event_inserts import insert_rejected
 from shared.event_parsing import ParsedBatch
@@ -147,6 +147,8 @@ class EventWriter:
 
     async def write(self, source_id: str, schema: str, batch: ParsedBatch) -> WriteResult:
         loop = asyncio.get_running_loop()
+        if self.clickhouse is not None:
+            refuse_unstorable(batch)
         self.pending_events += batch.event_count
         try:
             futures: list[asyncio.Future[WriteResult]] = []

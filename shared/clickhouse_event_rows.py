@@ -15,17 +15,57 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from shared.clickhouse import ClickHouse
 from shared.clickhouse_tables import base_type, quoted, source_database_ddl
+from shared.event_parsing import ParsedBatch, RejectedRow
 from shared.event_records import ID_AT, ORIGIN_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, load_json
+from shared.tables import source_tables
 
 # Ids per look-up: keeps a statement well under the server's default max_query_size (256 KiB).
 _IDS_PER_QUERY = 2000
+
+
+# What a ClickHouse `DateTime` holds (seconds as UInt32), on 18.16 and current releases alike.
+DATETIME_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC))
+
+
+def refuse_unstorable(batch: ParsedBatch) -> None:
+    """Move the records ClickHouse cannot hold as they are (a time before 1970 or after
+    2106, which its `DateTime` would wrap around) to the batch's rejected rows, with the
+    reason, rather than store a wrong time. The SQL warehouses take any such time."""
+    low, high = DATETIME_RANGE
+    tables = source_tables(None)
+    for table_name, records in batch.rows.items():
+        columns = list(tables.events[table_name].columns)
+        times = [n for n, column in enumerate(columns) if base_type(column).startswith("DateTime")]
+        event_at = [column.name for column in columns].index("event")
+        kept = []
+        for record in records:
+            wrong = [
+                columns[n].name
+                for n in times
+                if record[n] is not None and not low <= record[n] <= high
+            ]
+            if not wrong:
+                kept.append(record)
+                continue
+            batch.rejected.append(
+                RejectedRow.of(
+                    f"{', '.join(wrong)} outside what the ClickHouse warehouse stores "
+                    "(1970-01-01 to 2106-02-07 UTC)",
+                    record[RAW_AT].encode(),
+                    record[event_at],
+                )
+            )
+        records[:] = kept
+    for table_name in [name for name, records in batch.rows.items() if not records]:
+        del batch.rows[table_name]
 
 
 def _converters(table: sa.Table) -> list[tuple[int, Callable[[Any], Any]]]:
@@ -100,9 +140,7 @@ class ClickHouseEventRows:
     ) -> set[str]:
         if not records:
             return set()
-        present = {
-            row[0] for row in await self._stored(table, "id", [r[ID_AT] for r in records])
-        }
+        present = {row[0] for row in await self._stored(table, "id", [r[ID_AT] for r in records])}
         new = [record for record in records if record[ID_AT] not in present]
         if new:
             await self._insert(table, new)

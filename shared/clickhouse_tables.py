@@ -91,9 +91,7 @@ def activity_view_ddl(tables: SourceTables) -> str:
             f"AS {quoted(name)}"
             for name in columns
         )
-        branches.append(
-            f"SELECT {values} FROM {quoted(tables.schema)}.{quoted(table.name)} FINAL"
-        )
+        branches.append(f"SELECT {values} FROM {quoted(tables.schema)}.{quoted(table.name)} FINAL")
     return (
         f"CREATE VIEW IF NOT EXISTS {quoted(tables.schema)}.`activity` AS\n"
         + "\nUNION ALL\n".join(branches)

@@ -8,6 +8,7 @@ engine chdb embeds (`BothEngines`), so SQL that either release refuses fails the
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -52,23 +53,23 @@ class _CurrentEngine:
     """chdb's in-process engine (a current ClickHouse release), one session per test run."""
 
     def __init__(self, path: Path) -> None:
-        self.session = chdb_session.Session(str(path))
-        self.version = str(self.session.query("SELECT version()", "CSV")).strip().strip('"')
+        self.session = chdb_session.Session(str(path))  # type: ignore[no-untyped-call]
+        self.version = str(self._query("SELECT version()", "CSV")).strip().strip('"')
         self.statements: list[str] = []
 
     def run(self, sql: str) -> list[list[Any]]:
         self.statements.append(sql)
-        result = self.session.query(sql, "JSONCompact")
-        text = str(result).strip()
+        text = str(self._query(sql, "JSONCompact")).strip()
         if not text:
             return []
-        import json
-
         data: list[list[Any]] = json.loads(text)["data"]
         return data
 
+    def _query(self, sql: str, output: str) -> Any:
+        return self.session.query(sql, output)  # type: ignore[no-untyped-call]
+
     def close(self) -> None:
-        self.session.close()
+        self.session.close()  # type: ignore[no-untyped-call]
 
 
 class BothEngines(ClickHouse):
@@ -114,16 +115,14 @@ def clickhouse_url() -> str:
 
 
 @pytest.fixture
-def both_engines(
-    current_engine: _CurrentEngine, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[_CurrentEngine]:
+def both_engines(current_engine: _CurrentEngine, monkeypatch: pytest.MonkeyPatch) -> _CurrentEngine:
     """The ingest app's ClickHouse connections also run everything on the current engine."""
 
     class Bound(BothEngines):
         engine = current_engine
 
     monkeypatch.setattr("ingest_service.app.ClickHouse", Bound)
-    yield current_engine
+    return current_engine
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ statement also runs on a current engine (tests/clickhouse/conftest.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from shared.settings import ConfigurationError, Settings, load_settings
 from shared.tables import source_tables
 from tests.clickhouse.conftest import _CurrentEngine
 from tests.conftest import admin_client
-from tests.webhook_helpers import body_of, new_source, sample_events
+from tests.webhook_helpers import body_of, new_source, rows, sample_events
 
 pytestmark = pytest.mark.usefixtures("sendgrid")
 
@@ -81,9 +82,12 @@ async def test_every_event_column_has_its_clickhouse_type(
         "WHERE database = %(db)s ORDER BY name",
         {"db": schema},
     )
-    assert {(n, e) for n, e, *_ in engines} == {
-        *((n, "ReplacingMergeTree") for n in tables.events), ("activity", "View")
-    }
+    assert sorted(engines) == sorted(
+        [
+            *((n, "ReplacingMergeTree", "id", "toYYYYMM(timestamp)") for n in tables.events),
+            ("activity", "View", "", ""),
+        ]
+    )
     # The view has every column of every table, once.
     every = {c.name for t in tables.events.values() for c in t.columns}
     assert {name for name, _ in columns["activity"]} == every
@@ -125,6 +129,25 @@ async def test_receiver_stores_each_event_once_and_keeps_a_reused_id(
     sent = " ".join(both_engines.statements)
     for kind in ("CREATE TABLE", "CREATE VIEW", "SELECT id FROM", "INSERT INTO"):
         assert kind in sent
+
+
+async def test_times_clickhouse_cannot_hold_are_kept_in_rejected(
+    client: httpx.AsyncClient, receiver: FastAPI, clickhouse: ClickHouse, source_name: str
+) -> None:
+    source = await new_source(client, source_name)
+    before_1970, after_2106 = event(1, timestamp=-86400), event(2, timestamp=4_400_000_000)
+    answer = await client.post(source["path"], content=body_of([before_1970, event(3), after_2106]))
+    assert answer.json() == {"stored": 1, "duplicates": 0, "rejected": 2}
+    kept = await rows(receiver, source["schema"], "rejected")
+    assert sorted(json.loads(row["payload"])["sg_event_id"] for row in kept) == [
+        "evt-delivered-1",
+        "evt-delivered-2",
+    ]
+    assert {row["reason"] for row in kept} == {
+        "timestamp outside what the ClickHouse warehouse stores (1970-01-01 to 2106-02-07 UTC)"
+    }
+    assert {row["event"] for row in kept} == {"delivered"}
+    assert await one(clickhouse, f"SELECT count() FROM `{source['schema']}`.activity") == 1
 
 
 async def test_concurrent_resends_leave_one_row_per_event(

@@ -7,6 +7,10 @@ models, the same `rejected` rows for what fails them) and written table by table
 expects stored ids (a backfill overlaps the webhook by design). Unlike a webhook request they
 do not move `webhook_stats`: those count what SendGrid's webhook delivered, and the silence
 check reads its last event time.
+
+With ClickHouse as the warehouse (`clickhouse`), the event rows are written there, each table
+acknowledged, before the transaction that keeps the `rejected` rows commits, as the group
+commit does (`ingest_service.writer`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.clickhouse_event_rows import ClickHouseEventRows, refuse_unstorable
 from shared.db_errors import lost_write_race
 from shared.event_inserts import insert_rejected
 from shared.event_parsing import RejectedRow, parse_body
@@ -50,23 +55,36 @@ async def store_events(
     origin: Origin,
     received_at: datetime,
     rejected: Sequence[tuple[str | None, str, Mapping[str, Any]]] = (),
+    clickhouse: ClickHouseEventRows | None = None,
 ) -> StoredCounts:
     """Validate and store `events` (Event Webhook shape) in the source's tables, each once;
-    `rejected` are (event type, reason, payload) kept in `rejected` as they are."""
+    `rejected` are (event type, reason, payload) kept in `rejected` as they are.
+    `clickhouse`: the event tables' warehouse, when it is not `engine`'s database."""
     body = dump_json(list(events)).encode()
     batch = parse_body(body, received_at, max_events=len(events), origin=origin)
     batch.rejected.extend(
         RejectedRow.of(reason, canonical_json(dict(payload)).encode(), kind)
         for kind, reason, payload in rejected
     )
+    if clickhouse is not None:
+        refuse_unstorable(batch)
     tables = source_tables(schema)
     future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
     submission = Submission("", schema, batch, future)
     for attempt in range(_RACE_RETRIES):
         submission.stored = submission.duplicates = 0
         try:
-            async with engine.begin() as connection:
+            if clickhouse is not None:
                 for table_name in sorted(batch.rows):
+                    await write_event_table(
+                        clickhouse,
+                        tables.events[table_name],
+                        [submission],
+                        contended=True,
+                        optimistic=False,
+                    )
+            async with engine.begin() as connection:
+                for table_name in sorted(batch.rows) if clickhouse is None else ():
                     await write_event_table(
                         SqlEventRows(connection),
                         tables.events[table_name],

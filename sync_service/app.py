@@ -45,6 +45,8 @@ def create_app(settings: Settings, *, schedule: bool = True) -> FastAPI:
                 await service.cancel_background()
                 await backfills.cancel_background()
                 await engine.dispose()
+                if deps.clickhouse is not None:
+                    await deps.clickhouse.clickhouse.close()
 
     admin = APIRouter()
     admin.include_router(syncs_api.router)

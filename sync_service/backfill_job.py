@@ -72,6 +72,7 @@ async def _store_window(deps: SyncDependencies, source: Source, window: LogsWind
         rejected=[(event.kind, event.reason, event.payload) for event in unmapped],
         origin="backfill",
         received_at=utcnow(),
+        clickhouse=deps.clickhouse,
     )
 
 

@@ -23,6 +23,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.clickhouse import ClickHouse
+from shared.clickhouse_event_rows import ClickHouseEventRows
 from shared.clock import utcnow
 from shared.collections import BY_NAME
 from shared.reconciliation import Reconciliation
@@ -74,8 +76,12 @@ class SyncDependencies:
     # every run's collections (tests replace their clocks).
     webhook_check: WebhookCheck = field(init=False, repr=False)
     reconciliation: Reconciliation = field(init=False, repr=False)
+    # The event tables' warehouse when it is ClickHouse (WAREHOUSE_URL): backfills write there.
+    clickhouse: ClickHouseEventRows | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        url = self.settings.clickhouse_url
+        self.clickhouse = ClickHouseEventRows(ClickHouse(url)) if url else None
         self.sources = SourceRows(self.engine)
         self.secrets = SourceSecrets(self.settings.secret_key)
         self.webhook_check = WebhookCheck(self.engine, self.settings, self.http, self.secrets)

@@ -118,11 +118,15 @@ def clickhouse_url() -> str:
 def both_engines(current_engine: _CurrentEngine, monkeypatch: pytest.MonkeyPatch) -> _CurrentEngine:
     """The ingest app's ClickHouse connections also run everything on the current engine."""
 
-    class Bound(BothEngines):
-        engine = current_engine
-
-    monkeypatch.setattr("ingest_service.app.ClickHouse", Bound)
+    monkeypatch.setattr("ingest_service.app.ClickHouse", on_both(current_engine))
     return current_engine
+
+
+def on_both(current: _CurrentEngine) -> type[BothEngines]:
+    class Bound(BothEngines):
+        engine = current
+
+    return Bound
 
 
 @pytest.fixture

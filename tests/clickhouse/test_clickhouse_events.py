@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,10 +17,12 @@ from fastapi import FastAPI
 
 from ingest_service.app import create_app as create_ingest_app
 from shared.clickhouse import ClickHouse
+from shared.clickhouse_event_rows import ClickHouseEventRows
 from shared.clickhouse_tables import column_type
+from shared.event_store import store_events
 from shared.settings import ConfigurationError, Settings, load_settings
 from shared.tables import source_tables
-from tests.clickhouse.conftest import _CurrentEngine
+from tests.clickhouse.conftest import _CurrentEngine, on_both
 from tests.conftest import admin_client
 from tests.webhook_helpers import body_of, new_source, rows, sample_events
 
@@ -150,6 +153,41 @@ async def test_times_clickhouse_cannot_hold_are_kept_in_rejected(
     assert await one(clickhouse, f"SELECT count() FROM `{source['schema']}`.activity") == 1
 
 
+async def test_backfilled_events_join_the_webhooks_once(
+    client: httpx.AsyncClient,
+    receiver: FastAPI,
+    clickhouse: ClickHouse,
+    clickhouse_url: str,
+    both_engines: _CurrentEngine,
+    source_name: str,
+) -> None:
+    """Email Logs backfills write through the same validation and exactly-once step: an
+    event the webhook stored is a duplicate however the logs word it; the rest is stored
+    with origin `backfill`."""
+    source = await new_source(client, source_name)
+    schema = source["schema"]
+    await client.post(source["path"], content=body_of([event(1), event(2)]))
+    connection = on_both(both_engines)(clickhouse_url)
+    try:
+        counts = await store_events(
+            receiver.state.engine,
+            schema,
+            [event(1, ip="192.0.2.1"), event(3), event(4, timestamp=-1)],
+            origin="backfill",
+            received_at=datetime.now(UTC),
+            clickhouse=ClickHouseEventRows(connection),
+        )
+    finally:
+        await connection.close()
+    assert (counts.stored, counts.duplicates, counts.rejected) == (1, 1, 1)
+    origins = await clickhouse.execute(f"SELECT id, origin FROM `{schema}`.activity ORDER BY id")
+    assert origins == [
+        ("evt-delivered-1", "webhook"),
+        ("evt-delivered-2", "webhook"),
+        ("evt-delivered-3", "backfill"),
+    ]
+
+
 async def test_concurrent_resends_leave_one_row_per_event(
     client: httpx.AsyncClient, clickhouse: ClickHouse, source_name: str
 ) -> None:
@@ -171,6 +209,8 @@ async def test_concurrent_resends_leave_one_row_per_event(
     assert await one(clickhouse, f"SELECT uniqExact(id) FROM `{schema}`.activity") == 200
 
 
+# Receivers in parallel share a PostgreSQL control database (SQLite takes one writer).
+@pytest.mark.parametrize("backend", ["postgres"])
 async def test_two_receivers_racing_on_one_resend_still_count_each_event_once(
     warehouse_settings: Settings,
     both_engines: _CurrentEngine,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from clickhouse_driver.errors import ServerException
 
 from shared.clickhouse import ClickHouse
 from shared.clickhouse_tables import base_type, quoted, source_database_ddl
@@ -26,6 +27,9 @@ from shared.event_parsing import ParsedBatch, RejectedRow
 from shared.event_records import ID_AT, ORIGIN_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, load_json
 from shared.tables import source_tables
+
+# ClickHouse's error codes (stable across releases) for a table or database that is gone.
+_UNKNOWN_TABLE, _UNKNOWN_DATABASE = 60, 81
 
 # Ids per look-up: keeps a statement well under the server's default max_query_size (256 KiB).
 _IDS_PER_QUERY = 2000
@@ -96,16 +100,27 @@ class ClickHouseEventRows:
                 self._ready.add(schema)
 
     async def _stored(self, table: sa.Table, columns: str, ids: Sequence[str]) -> list[Any]:
-        await self.ensure_source(str(table.schema))
-        rows: list[Any] = []
+        schema = str(table.schema)
         unique = sorted(set(ids))
-        for start in range(0, len(unique), _IDS_PER_QUERY):
-            rows += await self.clickhouse.execute(
-                f"SELECT {columns} FROM {quoted(str(table.schema))}.{quoted(table.name)} "
-                "WHERE id IN %(ids)s",
-                {"ids": tuple(unique[start : start + _IDS_PER_QUERY])},
-            )
-        return rows
+        for attempt in range(2):
+            await self.ensure_source(schema)
+            rows: list[Any] = []
+            try:
+                for start in range(0, len(unique), _IDS_PER_QUERY):
+                    rows += await self.clickhouse.execute(
+                        f"SELECT {columns} FROM {quoted(schema)}.{quoted(table.name)} "
+                        "WHERE id IN %(ids)s",
+                        {"ids": tuple(unique[start : start + _IDS_PER_QUERY])},
+                    )
+            except ServerException as exc:
+                # Dropped since this process created it (the source deleted with its data,
+                # and one of its name registered again): made afresh, and looked up again.
+                if exc.code not in (_UNKNOWN_TABLE, _UNKNOWN_DATABASE) or attempt:
+                    raise
+                self._ready.discard(schema)
+                continue
+            return rows
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def _insert(self, table: sa.Table, records: Sequence[EventRecord]) -> None:
         converters = _converters(table)

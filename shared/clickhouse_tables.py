@@ -98,6 +98,10 @@ def activity_view_ddl(tables: SourceTables) -> str:
     )
 
 
+def drop_source_database_ddl(schema: str) -> str:
+    return f"DROP DATABASE IF EXISTS {quoted(validate_schema_name(schema))}"
+
+
 def source_database_ddl(schema: str) -> list[str]:
     """The statements creating a source's database, event tables and view; each can be run
     again (IF NOT EXISTS), by any number of receivers at once."""

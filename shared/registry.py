@@ -19,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import warehouse
+from shared.clickhouse import ClickHouse
+from shared.clickhouse_tables import drop_source_database_ddl
 from shared.clock import utcnow
 from shared.db import attach_new_schema
 from shared.errors import Conflict, Unprocessable
@@ -210,6 +212,13 @@ class SourceRegistry:
                     .values(deleted_at=utcnow(), **forgotten)
                 )
             return removed
+        if self.settings.clickhouse_url:
+            # The events first: a failure leaves the source registered, to delete again.
+            clickhouse = ClickHouse(self.settings.clickhouse_url, size=1)
+            try:
+                await clickhouse.execute(drop_source_database_ddl(source.schema_name))
+            finally:
+                await clickhouse.close()
         async with self.engine.begin() as connection:
             await warehouse.drop_source_schema(connection, source.schema_name)
             await connection.execute(sources.delete().where(sources.c.id == source.id))
@@ -222,6 +231,13 @@ class SourceRegistry:
         schema = schema_for(name)
         if schema == source.schema_name:
             return {"name": name}
+        if self.settings.clickhouse_url:
+            raise Conflict(
+                f"the source cannot be renamed to {name!r}: its events are in ClickHouse "
+                f"(database {source.schema_name!r}), which is named for the source, and "
+                "renaming would move them; choose a name giving the same schema, or "
+                "register a new source"
+            )
         if await warehouse.source_has_data(connection, source.schema_name):
             raise Conflict(
                 f"the source cannot be renamed: its schema {source.schema_name!r} already holds "

@@ -116,9 +116,11 @@ def clickhouse_url() -> str:
 
 @pytest.fixture
 def both_engines(current_engine: _CurrentEngine, monkeypatch: pytest.MonkeyPatch) -> _CurrentEngine:
-    """The ingest app's ClickHouse connections also run everything on the current engine."""
+    """The ingest app's ClickHouse connections (the receiver's, the registry's) also run
+    everything on the current engine."""
 
-    monkeypatch.setattr("ingest_service.app.ClickHouse", on_both(current_engine))
+    for user in ("ingest_service.app", "shared.registry"):
+        monkeypatch.setattr(f"{user}.ClickHouse", on_both(current_engine))
     return current_engine
 
 

@@ -188,6 +188,27 @@ async def test_backfilled_events_join_the_webhooks_once(
     ]
 
 
+async def test_a_source_deleted_with_its_data_drops_its_database(
+    client: httpx.AsyncClient, clickhouse: ClickHouse, source_name: str
+) -> None:
+    source = await new_source(client, source_name)
+    await client.post(source["path"], content=body_of([event(1), event(2)]))
+    renamed = await client.patch(f"/sources/{source['id']}", json={"name": source_name + " b"})
+    assert renamed.status_code == 409
+    assert "its events are in ClickHouse" in renamed.text
+    dropped = await client.delete(f"/sources/{source['id']}", params={"drop_data": "true"})
+    assert dropped.status_code == 204
+    databases = "SELECT count() FROM system.databases WHERE name = %(name)s"
+    assert (await clickhouse.execute(databases, {"name": source["schema"]}))[0][0] == 0
+    # The name again: a new source, none of the old one's events (this receiver made the
+    # old database, and makes the new one).
+    again = await new_source(client, source_name)
+    assert again["schema"] == source["schema"]
+    answer = await client.post(again["path"], content=body_of([event(1)]))
+    assert answer.json() == {"stored": 1, "duplicates": 0, "rejected": 0}
+    assert await one(clickhouse, f"SELECT count() FROM `{again['schema']}`.activity") == 1
+
+
 async def test_concurrent_resends_leave_one_row_per_event(
     client: httpx.AsyncClient, clickhouse: ClickHouse, source_name: str
 ) -> None:

@@ -31,6 +31,9 @@ from shared.tables import source_tables
 # ClickHouse's error codes (stable across releases) for a table or database that is gone.
 _UNKNOWN_TABLE, _UNKNOWN_DATABASE = 60, 81
 
+# Partitions (months of `timestamp`) one INSERT writes at most; see `_insert`.
+_MONTHS_PER_INSERT = 50
+
 # Ids per look-up: keeps a statement well under the server's default max_query_size (256 KiB).
 _IDS_PER_QUERY = 2000
 
@@ -123,6 +126,24 @@ class ClickHouseEventRows:
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def _insert(self, table: sa.Table, records: Sequence[EventRecord]) -> None:
+        """One INSERT per block of at most _MONTHS_PER_INSERT months: a block spanning more
+        partitions than `max_partitions_per_insert_block` (100 on current releases) is refused
+        whole, and resending it would never help. A failure part way leaves earlier blocks
+        stored, which the resend finds (each event is still stored once)."""
+        at = [column.name for column in table.columns].index("timestamp")
+        block: list[EventRecord] = []
+        months: set[tuple[int, int]] = set()
+        for record in sorted(records, key=lambda record: record[at]):
+            month = (record[at].year, record[at].month)
+            if month not in months and len(months) == _MONTHS_PER_INSERT:
+                await self._insert_block(table, block)
+                block, months = [], set()
+            block.append(record)
+            months.add(month)
+        if block:
+            await self._insert_block(table, block)
+
+    async def _insert_block(self, table: sa.Table, records: Sequence[EventRecord]) -> None:
         converters = _converters(table)
         rows: Sequence[Sequence[Any]] = records
         if converters:

@@ -209,6 +209,23 @@ async def test_a_source_deleted_with_its_data_drops_its_database(
     assert await one(clickhouse, f"SELECT count() FROM `{again['schema']}`.activity") == 1
 
 
+async def test_a_batch_over_many_months_is_stored_whole(
+    client: httpx.AsyncClient, clickhouse: ClickHouse, source_name: str
+) -> None:
+    """Current releases refuse an INSERT into more than 100 partitions; a batch spanning 130
+    months (an old backlog, or a sender's clock gone wrong) is inserted in blocks."""
+    source = await new_source(client, source_name)
+    months = [event(n, timestamp=1_500_000_000 + n * 31 * 86400) for n in range(130)]
+    answer = await client.post(source["path"], content=body_of(months))
+    assert answer.json() == {"stored": 130, "duplicates": 0, "rejected": 0}
+    schema = source["schema"]
+    assert (
+        await one(clickhouse, f"SELECT uniqExact(toYYYYMM(`timestamp`)) FROM `{schema}`.delivered")
+        == 130
+    )
+    assert await one(clickhouse, f"SELECT count() FROM `{schema}`.activity") == 130
+
+
 async def test_concurrent_resends_leave_one_row_per_event(
     client: httpx.AsyncClient, clickhouse: ClickHouse, source_name: str
 ) -> None:

@@ -101,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
         engine=engine,
         lifespan=lifespan,
         admin_router=admin,
+        clickhouse=clickhouse,
     )
     # The webhook authenticates with the token in its URL (and the signature), not the admin token.
     app.include_router(webhook.router)

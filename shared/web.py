@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, compile_path
 
+from shared.clickhouse import ClickHouse
 from shared.db import ping
 from shared.errors import AppError, ServiceUnavailable, Unauthorized
 from shared.gc_tuning import tune_garbage_collection
@@ -151,9 +152,11 @@ def create_service_app(
     engine: AsyncEngine,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     admin_router: APIRouter,
+    clickhouse: ClickHouse | None = None,
 ) -> FastAPI:
     """A FastAPI app with what both services share: errors, health, metrics, access log,
-    and the admin router behind the admin token."""
+    and the admin router behind the admin token. `clickhouse`: the event warehouse when it
+    is not the database, which readiness checks too."""
 
     @asynccontextmanager
     async def tuned_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -172,12 +175,14 @@ def create_service_app(
     register_secret(settings.admin_token)
     install_error_handlers(app, settings.DATABASE_RETRY_AFTER)
     install_admin_token_check(app, admin_router, settings.admin_token)
-    install_operational_routes(app, service, engine)
+    install_operational_routes(app, service, engine, clickhouse)
     app.include_router(admin_router, dependencies=[Depends(admin_auth(settings.admin_token))])
     return app
 
 
-def install_operational_routes(app: FastAPI, service: str, engine: AsyncEngine) -> None:
+def install_operational_routes(
+    app: FastAPI, service: str, engine: AsyncEngine, clickhouse: ClickHouse | None = None
+) -> None:
     @app.get("/healthz", tags=["operations"], response_model=Health)
     async def healthz() -> Health:
         """The process is up."""
@@ -187,12 +192,18 @@ def install_operational_routes(app: FastAPI, service: str, engine: AsyncEngine) 
         "/readyz", tags=["operations"], response_model=Health, responses={503: {"model": Health}}
     )
     async def readyz(response: Response) -> Health:
-        """The database is reachable."""
+        """The database (and the ClickHouse warehouse, when there is one) is reachable."""
         try:
             await ping(engine)
         except Exception as exc:
             response.status_code = 503
             return Health(status="unavailable", detail=f"database: {type(exc).__name__}")
+        if clickhouse is not None:
+            try:
+                await clickhouse.execute("SELECT 1")
+            except Exception as exc:
+                response.status_code = 503
+                return Health(status="unavailable", detail=f"warehouse: {type(exc).__name__}")
         return Health(status="ok")
 
     @app.get("/metrics", tags=["operations"], response_class=Response)

@@ -289,8 +289,12 @@ async def test_receiver_answers_503_until_clickhouse_took_the_events(
         refused = await client.post(source["path"], content=body_of([event(1), event(2)]))
         assert refused.status_code == 503
         assert refused.headers["Retry-After"]
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["detail"].startswith("warehouse: ")
     working = create_ingest_app(settings.model_copy(update={"WAREHOUSE_URL": clickhouse_url}))
     async with working.router.lifespan_context(working), admin_client(working) as client:
+        assert (await client.get("/readyz")).json() == {"status": "ok", "detail": None}
         resent = await client.post(source["path"], content=body_of([event(1), event(2)]))
         assert resent.json() == {"stored": 2, "duplicates": 0, "rejected": 0}
     assert await one(clickhouse, f"SELECT count() FROM `{source['schema']}`.activity") == 2

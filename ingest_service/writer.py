@@ -90,7 +90,13 @@ class EventWriter:
     overlap another's Python work, without the two ever writing the same table."""
 
     def __init__(
-        self, engine: AsyncEngine, *, max_events: int, linger_seconds: float, writers: int
+        self,
+        engine: AsyncEngine,
+        *,
+        max_events: int,
+        linger_seconds: float,
+        writers: int,
+        insert_first_below: float,
     ) -> None:
         self.engine = engine
         self.max_events = max_events
@@ -100,7 +106,7 @@ class EventWriter:
         self._lane_of = lane_of_tables(writers)
         # Events handed to write() and not yet answered: the receiver's backlog.
         self.pending_events = 0
-        self.paths = WritePaths()
+        self.paths = WritePaths(threshold=insert_first_below)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

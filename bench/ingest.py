@@ -5,6 +5,7 @@ and commit per event), all in the same run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -13,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,29 @@ class DuplicatesCase:
     table_writes: int
 
 
+# Each lever switched off in turn, then both, against the defaults: settings of the service
+# as deployed. Parsing in more processes than cores is measured too.
+LEVERS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("defaults", {}),
+    ("look-up first (INGEST_INSERT_FIRST_BELOW=0)", {"INGEST_INSERT_FIRST_BELOW": "0"}),
+    ("parse in a thread (INGEST_PARSERS=0)", {"INGEST_PARSERS": "0"}),
+    ("both off", {"INGEST_INSERT_FIRST_BELOW": "0", "INGEST_PARSERS": "0"}),
+    ("two parser processes (INGEST_PARSERS=2)", {"INGEST_PARSERS": "2"}),
+)
+LEVER_ROUNDS = 2  # interleaved: this machine's speed drifts over minutes
+LEVER_SHARES = (0.0, 0.05, 0.50)  # shares of duplicates each lever run sends
+
+
+@dataclass
+class LeverFigures:
+    """One setting of the levers: the median over its rounds, per share of duplicates."""
+
+    label: str
+    events_per_s: list[float]
+    # CPU microseconds per event with no duplicates: service, PostgreSQL.
+    cpu_us: tuple[float, float]
+
+
 @dataclass
 class IngestFigures:
     backend: str
@@ -80,6 +104,7 @@ class IngestFigures:
     # Cores busy during the maximum-rate run: service, load generator, PostgreSQL.
     cpu: list[float]
     duplicates: list[DuplicatesCase]
+    levers: list[LeverFigures]
 
 
 def free_port() -> int:
@@ -384,7 +409,109 @@ async def _naive_rate(settings: Settings, schema: str, records: Records, limit: 
     return len(sample) / elapsed
 
 
-async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -> IngestFigures:
+@contextlib.asynccontextmanager
+async def _service(
+    settings: Settings, workdir: Path, overrides: dict[str, str], log_name: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, subprocess.Popen[bytes]]]:
+    """The ingest service as deployed (`sendgrid-source ingest`), with `overrides` of its
+    settings, and a client of it once healthy."""
+    env = (
+        os.environ
+        | {
+            "DATABASE_URL": settings.DATABASE_URL,
+            "DATA_DIR": str(workdir),
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "SECRET_KEY": SECRET_KEY,
+            "INGEST_PORT": str(settings.INGEST_PORT),
+            "LOG_LEVEL": "WARNING",
+        }
+        | overrides
+    )
+    command = [sys.executable, "-m", "sendgrid_source", "ingest"]
+    workers = os.environ.get("BENCH_INGEST_WORKERS")
+    if workers:  # an experiment: uvicorn's own process manager in front of the factory
+        command = [sys.executable, "-m", "uvicorn", "--factory", "--workers", workers,
+                   "--port", str(settings.INGEST_PORT), "--no-access-log",
+                   "ingest_service.app:app_from_environment"]  # fmt: skip
+    with (workdir / log_name).open("w") as log:
+        service = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{settings.INGEST_PORT}",
+                timeout=120,
+                limits=httpx.Limits(max_connections=64),
+            ) as client:
+                await wait_healthy(client)
+                yield client, service
+        finally:
+            service.terminate()
+            service.wait(30)
+
+
+async def _levers(
+    settings: Settings,
+    workdir: Path,
+    signer: Signer,
+    postmaster: int | None,
+    *,
+    batches: int,
+    senders: int,
+) -> list[LeverFigures]:
+    """Each setting of LEVERS in LEVER_ROUNDS interleaved rounds, at the maximum rate with
+    each share of LEVER_SHARES; each setting writes into a source of its own, so all see
+    tables of the same sizes. None when `batches` is 0."""
+    if not batches:
+        return []
+    rates: dict[str, list[list[float]]] = {label: [] for label, _ in LEVERS}
+    cpu: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in LEVERS}
+    paths = []
+    for n in range(len(LEVERS)):  # SQLite attaches at most 10 schemas: one source a setting
+        _, url = await _register(settings, f"Lever {n}", signer.verification_key)
+        paths.append("/" + url.split("/", 3)[3])
+    for round_ in range(LEVER_ROUNDS):
+        for n, (label, overrides) in enumerate(LEVERS):
+            path = paths[n]
+            run_rates = []
+            async with _service(settings, workdir, overrides, "lever.log") as (client, service):
+                for k, share in enumerate(LEVER_SHARES):
+                    made, _ = make_batches(
+                        batches,
+                        BATCH_SIZE,
+                        duplicate_share=share,
+                        seed=1000 * (round_ + 1) + 10 * n + k,
+                    )
+                    signed = [(b, signer.headers(b)) for b in map(frame, made)]
+                    before = cpu_seconds(service.pid, postmaster)
+                    elapsed, _ = await _post_all(client, path, signed, senders, None)
+                    after = cpu_seconds(service.pid, postmaster)
+                    events = batches * BATCH_SIZE
+                    run_rates.append(events / elapsed)
+                    if share == 0.0:
+                        cpu[label].append(
+                            (
+                                (after[0] - before[0]) / events * 1e6,
+                                (after[2] - before[2]) / events * 1e6,
+                            )
+                        )
+            rates[label].append(run_rates)
+    return [
+        LeverFigures(
+            label=label,
+            events_per_s=[
+                statistics.median(run[k] for run in rates[label]) for k in range(len(LEVER_SHARES))
+            ],
+            cpu_us=(
+                statistics.median(c[0] for c in cpu[label]),
+                statistics.median(c[1] for c in cpu[label]),
+            ),
+        )
+        for label, _ in LEVERS
+    ]
+
+
+async def run(
+    database_url: str, workdir: Path, *, batches: int, senders: int, lever_batches: int
+) -> IngestFigures:
     backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
     settings = load_settings(
         DATABASE_URL=database_url,
@@ -397,14 +524,6 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
     signer = Signer()
     schema, url = await _register(settings, "Bench", signer.verification_key)
     path = "/" + url.split("/", 3)[3]
-    env = os.environ | {
-        "DATABASE_URL": database_url,
-        "DATA_DIR": str(workdir),
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "SECRET_KEY": SECRET_KEY,
-        "INGEST_PORT": str(settings.INGEST_PORT),
-        "LOG_LEVEL": "WARNING",
-    }
     full, unique_full = make_batches(batches, BATCH_SIZE, duplicate_share=0.0, seed=1)
     half, unique_half = make_batches(max(4, batches // 2), BATCH_SIZE, duplicate_share=0.0, seed=2)
     repeated = [
@@ -415,72 +534,54 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
     # The limit is measured before and after the service run: this machine's speed drifts
     # over minutes, and the median of both sides keeps the ratio honest.
     limits = await _copy_limit(settings, "bench_limit", records)
-    log = (workdir / "ingest.log").open("w")
-    command = [sys.executable, "-m", "sendgrid_source", "ingest"]
-    workers = os.environ.get("BENCH_INGEST_WORKERS")
-    if workers:  # an experiment: uvicorn's own process manager in front of the factory
-        command = [sys.executable, "-m", "uvicorn", "--factory", "--workers", workers,
-                   "--port", str(settings.INGEST_PORT), "--no-access-log",
-                   "ingest_service.app:app_from_environment"]  # fmt: skip
     postmaster = await postmaster_pid(database_url) if backend == "postgresql" else None
-    service = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-    try:
-        base = f"http://127.0.0.1:{settings.INGEST_PORT}"
-        async with httpx.AsyncClient(
-            base_url=base, timeout=120, limits=httpx.Limits(max_connections=64)
-        ) as client:
-            await wait_healthy(client)
-            signed_full = [(b, signer.headers(b)) for b in map(frame, full)]
-            signed_half = [(b, signer.headers(b)) for b in map(frame, half)]
-            # BENCH_PROFILE=<dir>: py-spy samples the service during the maximum-rate run.
-            profile = os.environ.get("BENCH_PROFILE")
-            if profile:
-                subprocess.Popen(
-                    ["py-spy", "record", "-p", str(service.pid), "-d", "8", "--format", "raw", "-s",
-                     "-o", f"{profile}/ingest-{backend}.txt"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
-            cpu_before = cpu_seconds(service.pid, postmaster)
-            elapsed, latencies = await _post_all(client, path, signed_full, senders, None)
-            cpu = [
-                (after - before) / elapsed
-                for before, after in zip(
-                    cpu_before, cpu_seconds(service.pid, postmaster), strict=True
+    async with _service(settings, workdir, {}, "ingest.log") as (client, service):
+        signed_full = [(b, signer.headers(b)) for b in map(frame, full)]
+        signed_half = [(b, signer.headers(b)) for b in map(frame, half)]
+        # BENCH_PROFILE=<dir>: py-spy samples the service during the maximum-rate run.
+        profile = os.environ.get("BENCH_PROFILE")
+        if profile:
+            subprocess.Popen(
+                ["py-spy", "record", "-p", str(service.pid), "-d", "8", "--format", "raw", "-s",
+                 "-o", f"{profile}/ingest-{backend}.txt"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        cpu_before = cpu_seconds(service.pid, postmaster)
+        elapsed, latencies = await _post_all(client, path, signed_full, senders, None)
+        cpu = [
+            (after - before) / elapsed
+            for before, after in zip(cpu_before, cpu_seconds(service.pid, postmaster), strict=True)
+        ]
+        events_per_s = batches * BATCH_SIZE / elapsed
+        interval = BATCH_SIZE / (events_per_s / 2)
+        half_elapsed, half_latencies = await _post_all(client, path, signed_half, senders, interval)
+        metrics = await _metrics(client)
+        cases = []
+        for share, (case_batches, _) in zip(DUPLICATE_CASES, repeated, strict=True):
+            signed = [(b, signer.headers(b)) for b in map(frame, case_batches)]
+            before = (cpu_seconds(service.pid, postmaster), await _metrics(client))
+            case_elapsed, _ = await _post_all(client, path, signed, senders, None)
+            after = (cpu_seconds(service.pid, postmaster), await _metrics(client))
+            events = len(case_batches) * BATCH_SIZE
+            cases.append(
+                DuplicatesCase(
+                    share=share,
+                    events_per_s=events / case_elapsed,
+                    cpu_us=(
+                        (after[0][0] - before[0][0]) / events * 1e6,
+                        (after[0][2] - before[0][2]) / events * 1e6,
+                    ),
+                    refused=after[1][_REFUSED] - before[1][_REFUSED],
+                    table_writes=after[1][_TABLE_WRITES] - before[1][_TABLE_WRITES],
                 )
-            ]
-            events_per_s = batches * BATCH_SIZE / elapsed
-            interval = BATCH_SIZE / (events_per_s / 2)
-            half_elapsed, half_latencies = await _post_all(
-                client, path, signed_half, senders, interval
             )
-            metrics = await _metrics(client)
-            cases = []
-            for share, (case_batches, _) in zip(DUPLICATE_CASES, repeated, strict=True):
-                signed = [(b, signer.headers(b)) for b in map(frame, case_batches)]
-                before = (cpu_seconds(service.pid, postmaster), await _metrics(client))
-                case_elapsed, _ = await _post_all(client, path, signed, senders, None)
-                after = (cpu_seconds(service.pid, postmaster), await _metrics(client))
-                events = len(case_batches) * BATCH_SIZE
-                cases.append(
-                    DuplicatesCase(
-                        share=share,
-                        events_per_s=events / case_elapsed,
-                        cpu_us=(
-                            (after[0][0] - before[0][0]) / events * 1e6,
-                            (after[0][2] - before[0][2]) / events * 1e6,
-                        ),
-                        refused=after[1][_REFUSED] - before[1][_REFUSED],
-                        table_writes=after[1][_TABLE_WRITES] - before[1][_TABLE_WRITES],
-                    )
-                )
         rss = peak_rss_mb(service.pid)
-    finally:
-        service.terminate()
-        service.wait(30)
-        log.close()
     stored = await count_events(settings, schema)
     limits = sorted(limits + await _copy_limit(settings, "bench_limit", records))
     naive = await _naive_rate(settings, "bench_naive", records, 2000)
+    levers = await _levers(
+        settings, workdir, signer, postmaster, batches=lever_batches, senders=senders
+    )
     return IngestFigures(
         backend=backend,
         events_sent=(len(full) + len(half) + sum(len(b) for b, _ in repeated)) * BATCH_SIZE,
@@ -500,6 +601,7 @@ async def run(database_url: str, workdir: Path, *, batches: int, senders: int) -
         commits=metrics[_COMMITS],
         cpu=cpu,
         duplicates=cases,
+        levers=levers,
     )
 
 
@@ -562,6 +664,20 @@ def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
                 + (" (target ≥ 40%)" if case.share == 0.05 and f.backend == "postgresql" else ""),
             )
             for case in f.duplicates
+        ),
+        *(
+            (
+                f"lever: {lever.label}, events/s with "
+                + " / ".join(f"{share:.0%}" for share in LEVER_SHARES)
+                + " duplicates (median of "
+                f"{LEVER_ROUNDS} interleaved runs)",
+                " / ".join(f"{rate:,.0f}" for rate in lever.events_per_s)
+                + f"; CPU per event: service {lever.cpu_us[0]:.0f} µs"
+                + (f", PostgreSQL {lever.cpu_us[1]:.0f} µs" if f.backend == "postgresql" else ""),
+                " / ".join(f"{rate / f.limit_rows_per_s:.0%}" for rate in lever.events_per_s)
+                + f" of raw {limit_kind}",
+            )
+            for lever in f.levers
         ),
         (
             "group commits (maximum and half rate) / of them written again after a race",

@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
             max_events=settings.INGEST_BATCH_MAX_EVENTS,
             linger_seconds=settings.INGEST_BATCH_LINGER.total_seconds(),
             writers=writers,
+            insert_first_below=settings.INGEST_INSERT_FIRST_BELOW,
             clickhouse=ClickHouseEventRows(clickhouse) if clickhouse else None,
         )
         parsers = ParserPool(settings.INGEST_PARSERS)

@@ -10,13 +10,12 @@ twice) is better served by looking up first.
 `WritePaths` keeps, per source schema, the recent share of its table writes that met a
 stored id, as a moving average: both paths see it (the refused insert, or ids found by the
 look-up), so the choice follows the traffic both ways. The threshold is where a refused
-insert's waste outweighs the look-ups saved (see docs/performance.md for the measurements).
+insert's waste outweighs the look-ups saved: `INGEST_INSERT_FIRST_BELOW` (see
+docs/performance.md for the measurements).
 """
 
 from __future__ import annotations
 
-# Above this share of table writes meeting a stored id, the look-up path is cheaper.
-OPTIMISTIC_BELOW = 0.25
 # The weight of each table write in the moving average: about the last 10 count.
 _WEIGHT = 0.1
 
@@ -24,7 +23,9 @@ _WEIGHT = 0.1
 class WritePaths:
     """Per source schema: insert with no look-up while stored ids are rarely met."""
 
-    def __init__(self, threshold: float = OPTIMISTIC_BELOW, weight: float = _WEIGHT) -> None:
+    def __init__(self, threshold: float, weight: float = _WEIGHT) -> None:
+        # At or above `threshold` of a source's table writes meeting a stored id, its rows
+        # are looked up first; 0 looks up always.
         self.threshold = threshold
         self.weight = weight
         self._met_stored: dict[str, float] = {}

@@ -104,6 +104,7 @@ class EventWriter:
         max_events: int,
         linger_seconds: float,
         writers: int,
+        insert_first_below: float,
         clickhouse: ClickHouseEventRows | None = None,
     ) -> None:
         self.engine = engine
@@ -116,7 +117,7 @@ class EventWriter:
         self._lane_of = lane_of_tables(writers)
         # Events handed to write() and not yet answered: the receiver's backlog.
         self.pending_events = 0
-        self.paths = WritePaths()
+        self.paths = WritePaths(threshold=insert_first_below)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     # Processes that parse and validate webhook bodies beside the service, so that work runs
     # on another core; 0 parses in a thread of the service (best on a single core).
     INGEST_PARSERS: int = Field(1, ge=0, le=16)
+    # A source's rows are inserted with no look-up while fewer than this share of its recent
+    # table writes met an id already stored (ingest_service/write_paths.py); above it, ids
+    # are looked up first. 0 always looks up first.
+    INGEST_INSERT_FIRST_BELOW: float = Field(0.25, ge=0, le=1)
     DATABASE_RETRY_AFTER: int = Field(30, ge=1)
     # Load shedding: past this many webhook requests being read, parsed or waiting for their
     # commit, new ones get 503 at once (SendGrid resends) instead of queueing into ever-longer

@@ -63,6 +63,12 @@ async def upgrade_source_schema(connection: AsyncConnection, schema: str, versio
                         "ADD COLUMN origin TEXT NOT NULL DEFAULT 'webhook'"
                     )
                 )
+        # The `received_at` indexes gain `origin` (what the webhook received lately is
+        # counted from them alone): dropped here, made again below with it.
+        for table in tables.events.values():
+            await connection.execute(
+                sa.text(f"DROP INDEX IF EXISTS {schema}.ix_{table.name}_received_at")
+            )
         # completeness keeps the stored counts before a repair backfill
         for name in ("stored_before_repair", "repaired_at"):
             column = tables.completeness.c[name]

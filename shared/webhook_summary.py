@@ -23,7 +23,9 @@ async def webhook_summary(engine: AsyncEngine, source: Source) -> WebhookSummary
         counts = {
             name: int(
                 await connection.scalar(
-                    sa.select(sa.func.count()).where(table.c.received_at >= since)
+                    sa.select(sa.func.count()).where(
+                        table.c.received_at >= since, table.c.origin == "webhook"
+                    )
                 )
                 or 0
             )

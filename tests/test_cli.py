@@ -304,6 +304,25 @@ def event_indexes(database_url: str, schema: str) -> dict[str, set[str]]:
     return asyncio.run(run())
 
 
+def index_columns(database_url: str, schema: str, table: str) -> dict[str, list[str]]:
+    """A table's indexes -> their columns, in order."""
+
+    async def run() -> dict[str, list[str]]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+
+                def inspect(sync_connection: sa.Connection) -> dict[str, list[str]]:
+                    found = sa.inspect(sync_connection).get_indexes(table, schema)
+                    return {str(i["name"]): [str(c) for c in i["column_names"]] for i in found}
+
+                return await connection.run_sync(inspect)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def test_migrate_brings_a_0003_database_to_reconciliation(
     cli: Invoke,
     empty_database_url: str,
@@ -1014,6 +1033,7 @@ def test_migrate_brings_a_0004_database_to_backfills(
     sendgrid: respx.MockRouter,
 ) -> None:
     migrated_with_a_source(cli, empty_database_url, monkeypatch)
+    postgres = empty_database_url.startswith("postgresql")
     # What revision 0004 and source schema version 5 had: no backfills, no repair setting,
     # no counts kept from before a repair.
     control = _control(empty_database_url, "sources")
@@ -1026,8 +1046,17 @@ def test_migrate_brings_a_0004_database_to_backfills(
         )
     # Event tables without `origin` (the view over them goes first), one event stored.
     query(empty_database_url, sa.text("DROP VIEW sendgrid.activity"))
+    # Version 5's `received_at` indexes, without `origin`.
     for table in EVENT_TABLES:
+        query(empty_database_url, sa.text(f"DROP INDEX sendgrid.ix_{table}_received_at"))
         query(empty_database_url, sa.text(f"ALTER TABLE sendgrid.{table} DROP COLUMN origin"))
+        # The schema qualifies the table on PostgreSQL, the index on SQLite.
+        index, on = (
+            (f"ix_{table}_received_at", f"sendgrid.{table}")
+            if postgres
+            else (f"sendgrid.ix_{table}_received_at", table)
+        )
+        query(empty_database_url, sa.text(f"CREATE INDEX {index} ON {on} (received_at)"))
     query(
         empty_database_url,
         sa.text(
@@ -1061,3 +1090,6 @@ def test_migrate_brings_a_0004_database_to_backfills(
     assert query(empty_database_url, sa.text("SELECT id, origin FROM sendgrid.activity")) == [
         ("e1", "webhook")
     ]
+    # What the webhook received lately is counted from the index alone.
+    indexes = index_columns(empty_database_url, "sendgrid", "delivered")
+    assert indexes["ix_delivered_received_at"] == ["received_at", "origin"]

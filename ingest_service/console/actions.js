@@ -1,8 +1,9 @@
 // What an operator can do to a source from its page, each one call of the admin API:
-// Sync now, Configure webhook, Check webhook, Rotate API key, Set verification key.
+// Sync now, Backfill, Configure webhook, Check webhook, Rotate API key, Set verification key.
 
 import {api} from "./api.js";
 import {h} from "./dom.js";
+import {moment} from "./format.js";
 import {announce, formDialog, warningsList} from "./widgets.js";
 
 const sourcePath = (source) => `sources/${encodeURIComponent(source.id)}`;
@@ -16,6 +17,52 @@ export async function syncNow(source, started) {
   } catch (error) {
     announce(`Sync not started: ${error.message}`, "error");
   }
+}
+
+// SendGrid keeps 30 days of events behind Email Logs: no backfill reaches further.
+const BACKFILL_MAX_DAYS = 30;
+
+/**
+ * POST /sources/{id}/backfills {days} (relayed to the sync service); `follow()` then has the
+ * page follow the source's backfills: the new one, or on a 409 the one already running.
+ */
+export function backfill(source, follow) {
+  const days = h("input", {id: "backfill-days", name: "days", type: "number", min: 1, max: BACKFILL_MAX_DAYS,
+    step: 1, value: BACKFILL_MAX_DAYS, required: true, inputmode: "numeric", "aria-describedby": "backfill-days-hint"});
+  formDialog({
+    title: "Backfill from Email Logs",
+    description: h("div", {},
+      h("p", {}, "SendGrid keeps every message's events for 30 days behind its Email Logs API. A backfill ",
+        "reads the messages created in the days chosen and stores their events not stored yet: an event ",
+        "the webhook or an earlier backfill stored is counted as a duplicate, never stored twice."),
+      h("p", {class: "hint"}, "It needs Email Logs on the SendGrid account: without it the backfill fails ",
+        "saying so. An interrupted backfill of this source is resumed instead, with its own range.")),
+    fields: h("div", {class: "field"},
+      h("label", {for: "backfill-days"}, `Days back (1 to ${BACKFILL_MAX_DAYS})`),
+      days,
+      h("p", {class: "hint", id: "backfill-days-hint"}, "Messages created from this many days ago until now.")),
+    submitLabel: "Start backfill",
+    busyLabel: "Starting…",
+    async submit() {
+      const value = Number(days.value);
+      if (!Number.isInteger(value) || value < 1 || value > BACKFILL_MAX_DAYS) {
+        throw new Error(`Give a whole number of days from 1 to ${BACKFILL_MAX_DAYS}.`);
+      }
+      let answer;
+      try {
+        answer = await api(`${sourcePath(source)}/backfills`, {method: "POST", body: {days: value}});
+      } catch (error) {
+        if (error.status === 409) follow();
+        throw error;
+      }
+      announce(`Backfill of ${source.name} ${answer.resumed ? "resumed" : "started"}.`);
+      follow();
+      const range = `messages created ${moment(answer.since)} → ${moment(answer.until)}`;
+      return h("p", {class: "ok-line", id: "backfill-started"}, answer.resumed
+        ? `An interrupted backfill was resumed instead, from ${moment(answer.reached)}: ${range}.`
+        : `Backfill started: ${range}. It shows below under Backfills from Email Logs.`);
+    },
+  });
 }
 
 /** GET /sources/{id}/webhook/check: read the webhook back from SendGrid now. */

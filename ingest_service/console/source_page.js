@@ -1,10 +1,11 @@
 // One source: its health and why, the actions, the two charts with their table views, the
-// run history (each run opens to its collections, in the ledger's words), the webhook and
-// the latest rejected events. Everything is refreshed every 30 s, the runs every 2 s while
-// one is running.
+// run history (each run opens to its collections, in the ledger's words), its backfills from
+// Email Logs, the webhook and the latest rejected events. Everything is refreshed every 30 s,
+// the runs and the backfills every 2 s while one of them is running.
 
 import {api} from "./api.js";
-import {configureWebhook, checkWebhook, rotateApiKey, setVerificationKey, syncNow} from "./actions.js";
+import {backfill, configureWebhook, checkWebhook, rotateApiKey, setVerificationKey, syncNow} from "./actions.js";
+import {backfillsList} from "./backfills.js";
 import {collectionsChart, collectionsTable, hourlyChart, hourlyTable} from "./charts.js";
 import {h, fill} from "./dom.js";
 import {duration, interval, moment, number, percent} from "./format.js";
@@ -14,6 +15,7 @@ const REFRESH_MS = 30_000;
 const RUNNING_REFRESH_MS = 2_000;
 const HOURS = 48;
 const RUNS = 20;
+const BACKFILLS = 20;
 const REJECTED = 20;
 const LEVEL_ICONS = {red: "■", amber: "▲", green: "●"};
 
@@ -107,6 +109,8 @@ export function sourcePage(view, sourceId) {
   const collections = section("collections", "Rows per collection, last syncs",
     h("p", {class: "lede"}, "Rows each sync run wrote (new or changed), per collection."));
   const runs = section("runs", "Sync runs", h("p", {class: "lede"}, "Newest first; open a run for its collections."));
+  const backfills = section("backfills", "Backfills from Email Logs",
+    h("p", {class: "lede"}, "Newest first: the range of message creation times each one reads, and what it stored."));
   const webhook = section("webhook", "Webhook");
   const rejected = section("rejected", "Rejected events",
     h("p", {class: "lede"}, "What could not be stored as an event, newest first, with the reason."));
@@ -115,16 +119,16 @@ export function sourcePage(view, sourceId) {
     h("div", {class: "page-head"}, title, badge),
     pageError, reasons, actions, facts,
     h("div", {class: "chart-grid"}, hourly.element, collections.element),
-    runs.element, webhook.element, rejected.element);
+    runs.element, backfills.element, webhook.element, rejected.element);
 
   const charts = {hourly: null, collections: null};
   const openRuns = new Set();
   let current = null; // the source overview
   let lastRuns = [];
+  let lastBackfills = [];
   let timer = null;
-  let runsTimer = null;
-  let watching = false;
   let disposed = false;
+  const isRunning = (entry) => entry.status === "running";
 
   function replaceChart(name, made) {
     charts[name]?.destroy();
@@ -166,11 +170,14 @@ export function sourcePage(view, sourceId) {
   }
 
   function renderActions() {
-    const running = lastRuns.some((r) => r.status === "running") || current?.last_run?.status === "running";
+    const running = lastRuns.some(isRunning) || current?.last_run?.status === "running";
+    const backfilling = lastBackfills.some(isRunning);
     const source = current.source;
     fill(actions,
       h("button", {type: "button", class: "primary", id: "sync-now", disabled: running,
         onclick: () => syncNow(source, afterSyncStarted)}, running ? "Sync running…" : "Sync now"),
+      h("button", {type: "button", id: "backfill", disabled: backfilling,
+        onclick: () => backfill(source, backfillsFollower.follow)}, backfilling ? "Backfill running…" : "Backfill the last 30 days"),
       h("button", {type: "button", id: "configure-webhook", onclick: () => configureWebhook(source, reload)}, "Configure webhook"),
       h("button", {type: "button", id: "check-webhook", onclick: (e) => checkWebhook(source, e.currentTarget, reload)}, "Check webhook"),
       h("button", {type: "button", id: "rotate-key", onclick: () => rotateApiKey(source, reload)}, "Rotate API key"),
@@ -228,23 +235,54 @@ export function sourcePage(view, sourceId) {
     }
   }
 
+  function renderBackfills(list) {
+    lastBackfills = list;
+    fill(backfills.body, backfillsList(list));
+    if (current) renderActions();
+  }
+
   async function loadRuns() {
     await part(runs, () => api(`${path}/syncs?limit=${RUNS}`), (answer) => renderRuns(answer.runs));
   }
 
-  async function watchRuns() {
-    clearTimeout(runsTimer);
-    if (disposed) return;
-    watching = true;
-    await loadRuns();
-    if (disposed) return;
-    if (lastRuns.some((r) => r.status === "running")) {
-      runsTimer = setTimeout(watchRuns, RUNNING_REFRESH_MS);
-    } else {
-      watching = false;
-      await loadOverview(); // the run ended: the health and the last sync follow
-    }
+  async function loadBackfills() {
+    await part(backfills, () => api(`${path}/backfills?limit=${BACKFILLS}`), (answer) => renderBackfills(answer.backfills));
   }
+
+  // A ledger (the sync runs, the backfills) is read again every 2 s while one of its entries
+  // is running; once none is, `ended` shows what that changed.
+  function follower(load, entries, ended) {
+    let followTimer = null;
+    let following = false;
+    let latest = 0; // a follow started while another reads: only the latest goes on
+    async function follow() {
+      clearTimeout(followTimer);
+      if (disposed) return;
+      const mine = ++latest;
+      following = true;
+      await load();
+      if (disposed || mine !== latest) return;
+      if (entries().some(isRunning)) {
+        followTimer = setTimeout(follow, RUNNING_REFRESH_MS);
+      } else {
+        following = false;
+        await ended();
+      }
+    }
+    return {
+      follow,
+      /** After a refresh: follow an entry found running, unless following already. */
+      check() {
+        if (!following && entries().some(isRunning)) follow();
+      },
+      stop: () => clearTimeout(followTimer),
+    };
+  }
+
+  // A run that ended changes the health and the last sync; a backfill that ended, the events
+  // stored, per hour and rejected: everything is read again.
+  const runsFollower = follower(loadRuns, () => lastRuns, () => loadOverview());
+  const backfillsFollower = follower(loadBackfills, () => lastBackfills, () => reload());
 
   async function loadOverview() {
     try {
@@ -266,15 +304,17 @@ export function sourcePage(view, sourceId) {
       part(hourly, () => api(`${path}/events/hourly?hours=${HOURS}`), renderHourly),
       part(rejected, () => api(`${path}/rejected?limit=${REJECTED}`), (answer) => fill(rejected.body, rejectedList(answer))),
       loadRuns(),
+      loadBackfills(),
     ]);
     if (disposed) return;
-    if (!watching && lastRuns.some((r) => r.status === "running")) watchRuns();
+    runsFollower.check();
+    backfillsFollower.check();
     timer = setTimeout(reload, REFRESH_MS);
   }
 
   function afterSyncStarted(runId) {
     openRuns.add(runId);
-    watchRuns();
+    runsFollower.follow();
   }
 
   reload();
@@ -282,7 +322,8 @@ export function sourcePage(view, sourceId) {
     dispose() {
       disposed = true;
       clearTimeout(timer);
-      clearTimeout(runsTimer);
+      runsFollower.stop();
+      backfillsFollower.stop();
       charts.hourly?.destroy();
       charts.collections?.destroy();
     },

@@ -16,13 +16,14 @@ export function healthBadge(health) {
     h("span", {"aria-hidden": "true"}, icon), ` ${label}`);
 }
 
-// Run and collection statuses are shown in the ledger's own words; known ones get a shape.
+// Run, collection and backfill statuses are shown in the ledger's own words; known ones get a shape.
 const STATUS_ICONS = {
-  succeeded: "✓", empty: "○", skipped: "–", running: "↻", partial: "◐", forbidden: "⊘", failed: "✕",
+  succeeded: "✓", empty: "○", skipped: "–", running: "↻", interrupted: "‖", partial: "◐", forbidden: "⊘",
+  failed: "✕",
 };
 const STATUS_TONES = {
   succeeded: "good", empty: "good", skipped: "neutral", running: "neutral",
-  partial: "warn", forbidden: "warn", failed: "bad",
+  interrupted: "warn", partial: "warn", forbidden: "warn", failed: "bad",
 };
 
 export function statusBadge(status) {

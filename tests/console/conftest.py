@@ -6,7 +6,9 @@ test changes; and Debian's Chromium, headless, driven by Playwright.
 The tests and these fixtures share the session's event loop (`loop_scope="session"`), so
 one Chromium serves every test while each test's services run in the loop that drives them.
 The sync service runs without its schedule (`create_app(schedule=False)`): runs start only
-when a test or the console asks, so what the console shows is what the test did.
+when a test or the console asks, so what the console shows is what the test did. SendGrid's
+Email Logs answers can be held (`Stack.email_logs_open`), so a backfill stays running for as
+long as a test needs to look at it.
 
 Screenshots of every page go to `<pytest's tmp dir>/console-screenshots/`, printed at the end
 of the run, for a reviewer to look at.
@@ -15,7 +17,7 @@ of the run, for a reviewer to look at.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from ingest_service.app import create_app as create_ingest_app
@@ -63,6 +65,9 @@ class Stack:
     ingest_app: FastAPI
     account: FakeAccountState
     http: httpx.AsyncClient  # carries the admin token
+    # Cleared, every Email Logs request waits until it is set again: a backfill then stays
+    # running (its first listing unanswered) until the test lets it go on.
+    email_logs_open: asyncio.Event
     keys: dict[str, str] = field(default_factory=dict)  # source id -> its API key
     webhook_ids: dict[str, str] = field(default_factory=dict)  # source id -> fake webhook id
 
@@ -143,16 +148,28 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
             await client.post(url, content=body, headers=headers)
 
     account.webhooks.deliver = deliver
+    fake_sendgrid = create_fake_sendgrid(account)
+    email_logs_open = asyncio.Event()
+    email_logs_open.set()
+
+    @fake_sendgrid.middleware("http")
+    async def hold_email_logs(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.url.path.startswith("/v3/logs"):
+            await email_logs_open.wait()
+        return await call_next(request)
+
     ingest_app = create_ingest_app(served_settings)
     async with (
-        served(create_fake_sendgrid(account), sockets["sendgrid"]),
+        served(fake_sendgrid, sockets["sendgrid"]),
         served(create_sync_app(served_settings, schedule=False), sockets["sync"]),
         served(ingest_app, sockets["ingest"]),
         httpx.AsyncClient(
             base_url=urls["ingest"], headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
         ) as http,
     ):
-        yield Stack(served_settings, urls["ingest"], ingest_app, account, http)
+        yield Stack(served_settings, urls["ingest"], ingest_app, account, http, email_logs_open)
 
 
 @pytest.fixture(scope="session")

@@ -233,3 +233,26 @@ async def test_a_backfill_killed_midway_resumes_and_ends_with_exactly_the_right_
     assert await origins(ingest_app, webhook_source["schema"]) == {"backfill": expected}
     assert (done.events_stored, done.duplicates) == (expected, 0)
     assert done.messages_read == len(ids)
+
+
+async def test_backfilled_events_are_history_not_what_the_webhook_received_lately(
+    ingest: httpx.AsyncClient,
+    account: FakeAccount,
+    sync_deps: SyncDependencies,
+    backfills: BackfillService,
+    webhook_source: JSON,
+) -> None:
+    events = traffic()
+    await post_events(ingest, webhook_source["path"], events[:3])
+    in_email_logs(account, events, created_at=recent(50))
+
+    await backfill(
+        backfills, await source_row(sync_deps, webhook_source), recent(SINCE_HOURS), recent(0)
+    )
+
+    source_id = webhook_source["id"]
+    summary = (await ingest.get(f"/sources/{source_id}")).json()["webhook"]
+    assert sum(summary["events_last_24h"].values()) == 3
+    assert summary["events_stored"] == 3
+    hourly = (await ingest.get(f"/sources/{source_id}/events/hourly?hours=2")).json()
+    assert sum(sum(series["counts"]) for series in hourly["series"]) == 3

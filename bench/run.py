@@ -1,7 +1,7 @@
 """`scripts/bench`: run the benchmarks, print a table, write bench/results.md.
 
 python -m bench.run --postgres-url postgresql+asyncpg://… [--quick]
-    [--only ingest|sync|soak|console|completeness] [--console-events N]
+    [--only ingest|sync|soak|console|completeness|backfill] [--console-events N]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import completeness, console, ingest, soak, sync
+from bench import backfill, completeness, console, ingest, soak, sync
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 CONSOLE_EVENTS = {"postgres": 10_000_000, "sqlite": 1_000_000}
@@ -42,13 +42,15 @@ async def main() -> None:
     parser.add_argument("--postgres-url", required=True)
     parser.add_argument("--quick", action="store_true", help="about three minutes in all")
     parser.add_argument(
-        "--only", choices=["ingest", "sync", "soak", "console", "completeness"], action="append"
+        "--only",
+        choices=["ingest", "sync", "soak", "console", "completeness", "backfill"],
+        action="append",
     )
     parser.add_argument(
         "--console-events", type=int, help="stored events of the console case (default 10M)"
     )
     args = parser.parse_args()
-    only = set(args.only or ["ingest", "sync", "soak", "console", "completeness"])
+    only = set(args.only or ["ingest", "sync", "soak", "console", "completeness", "backfill"])
     quick = args.quick
     out = Console()
     sections: list[tuple[str, Rows]] = []
@@ -118,6 +120,13 @@ async def main() -> None:
             out.print(f"[bold]Completeness, PostgreSQL[/]: 30 days over {events:,} stored events …")
             found = await completeness.run(url, Path(workdir), events=events)
             sections.append(("Completeness, PostgreSQL", completeness.summary(found)))
+    if "backfill" in only:
+        messages = 2_000 if quick else 20_000
+        with tempfile.TemporaryDirectory() as workdir:
+            url = await database("postgres", "bench_backfill", workdir)
+            out.print(f"[bold]Backfill, PostgreSQL[/]: {messages:,} messages from Email Logs …")
+            found_b = await backfill.run(url, Path(workdir), messages=messages)
+            sections.append(("Backfill from Email Logs, PostgreSQL", backfill.summary(found_b)))
     _report(out, sections, quick)
 
 

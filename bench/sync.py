@@ -186,7 +186,7 @@ async def _child(source_name: str, out: Path) -> None:
 class FakeSendGridProcess:
     """tests/fake_sendgrid/server.py as its own process on a free port."""
 
-    def __init__(self, contacts: int, log: Path) -> None:
+    def __init__(self, contacts: int, log: Path, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w")
@@ -195,7 +195,7 @@ class FakeSendGridProcess:
              "--contacts", str(contacts), "--lists", str(LISTS),
              "--single-sends", str(SINGLE_SENDS), "--export-files", str(EXPORT_FILES),
              "--rate-limit-every", str(RATE_LIMIT_EVERY),
-             "--export-seconds", str(EXPORT_SECONDS)],
+             "--export-seconds", str(EXPORT_SECONDS), *extra],
             stdout=self._log, stderr=self._log,
         )  # fmt: skip
 

@@ -144,6 +144,18 @@ def test_migrate_twice_is_idempotent(
     assert query(empty_database_url, sa.text("SELECT count(*) FROM sendgrid.activity")) == [(0,)]
 
 
+# Alembic's own table, to set the revision a test's database claims to be at.
+ALEMBIC_VERSION = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
+
+
+def claim_revision(url: str, revision: str, schema_version: int | None = None) -> None:
+    """Make the database say it was migrated to `revision` (and its sources' schemas to
+    `schema_version`), after a test took away what later ones added."""
+    query(url, ALEMBIC_VERSION.update().values(version_num=revision))
+    if schema_version is not None:
+        query(url, sources.update().values(schema_version=schema_version))
+
+
 def migrated_with_a_source(cli: Invoke, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A database migrated to head holding one source, before a test ages part of it."""
     monkeypatch.setenv("DATABASE_URL", url)
@@ -233,8 +245,7 @@ def test_migrate_brings_a_first_release_control_schema_to_managed_webhooks(
         empty_database_url,
         sa.text(f"DROP TABLE {_control(empty_database_url, 'webhook_findings')}"),
     )
-    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
-    query(empty_database_url, alembic_version.update().values(version_num="0001"))
+    claim_revision(empty_database_url, "0001")
 
     result = cli("migrate")
 
@@ -262,9 +273,7 @@ def test_migrate_brings_a_0002_database_to_every_collection(
     added = [name for name in NAMES if name not in ("lists", "segments", "recipients", "campaigns")]
     for table in added:
         query(empty_database_url, sa.text(f"DROP TABLE sendgrid.{table}"))
-    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
-    query(empty_database_url, alembic_version.update().values(version_num="0002"))
-    query(empty_database_url, sources.update().values(schema_version=2))
+    claim_revision(empty_database_url, "0002", 2)
 
     result = cli("migrate")
 
@@ -338,9 +347,7 @@ def test_migrate_brings_a_0003_database_to_reconciliation(
     for table in EVENT_TABLES:
         query(empty_database_url, sa.text(f"DROP INDEX sendgrid.ix_{table}_timestamp"))
     query(empty_database_url, sa.text("DROP TABLE sendgrid.completeness"))
-    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
-    query(empty_database_url, alembic_version.update().values(version_num="0003"))
-    query(empty_database_url, sources.update().values(schema_version=3))
+    claim_revision(empty_database_url, "0003", 3)
     assert not any("ix_delivered_timestamp" in names for names in
                    event_indexes(empty_database_url, "sendgrid").values())  # fmt: skip
 
@@ -377,8 +384,7 @@ def test_sources_need_a_migrated_database(
 
 def test_sources_need_an_up_to_date_database(on_database: Invoke, database_url: str) -> None:
     # A Table (not sa.table) so PostgreSQL's translation to the control schema applies.
-    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
-    query(database_url, alembic_version.update().values(version_num="0000"))
+    claim_revision(database_url, "0000")
     result = on_database("sources", "list")
     assert result.exit_code == 1
     assert "the database is at revision 0000, not 0005: run migrate first" in result.stderr
@@ -1065,9 +1071,7 @@ def test_migrate_brings_a_0004_database_to_backfills(
             " '{}', '{}', '2026-11-30 00:00:01+00')"
         ),
     )
-    alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num"))
-    query(empty_database_url, alembic_version.update().values(version_num="0004"))
-    query(empty_database_url, sources.update().values(schema_version=5))
+    claim_revision(empty_database_url, "0004", 5)
 
     result = cli("migrate")
 

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.events import make_batches
 from bench.ingest import ADMIN_TOKEN, SECRET_KEY, _copy_limit, _unique_records
 from shared import warehouse
-from shared.completeness_metrics import METRICS, day_counts_query
+from shared.completeness_metrics import METRICS
 from shared.db import create_engine
 from shared.migrate import upgrade_control_schema
 from shared.reconciliation import Reconciliation
@@ -46,6 +46,7 @@ from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
 from shared.settings import Settings, load_settings
 from shared.source_rows import SourceRows
+from shared.sql_event_counts import SqlEventCounts, day_counts_query
 from shared.stats_days import day_range
 from shared.tables import source_tables, sources
 from tests.fake_sendgrid.app import create_fake_sendgrid
@@ -289,7 +290,7 @@ async def run(database_url: str, workdir: Path, *, events: int) -> CompletenessF
             load_seconds = time.perf_counter() - started
             account.daily_stats = await _sendgrid_counts(engine, schema)
             reconciliation = Reconciliation(
-                engine, settings, http, registry.secrets, now=lambda: NOW
+                engine, settings, http, registry.secrets, SqlEventCounts(engine), now=lambda: NOW
             )
             # Warm the cache the same way for both: one pass of each first.
             await _count_all(engine, schema)

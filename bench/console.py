@@ -27,10 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.events import MIX
 from shared.clock import utcnow
 from shared.db import create_engine
-from shared.event_hourly import hourly_counts_query, hourly_events
+from shared.event_hourly import hourly_events
 from shared.events import EVENT_TYPES
 from shared.migrate import upgrade_control_schema
 from shared.source_rows import SourceRows
+from shared.sql_event_counts import SqlEventCounts, hourly_counts_query
 from shared.tables import SOURCE_SCHEMA_VERSION, source_tables, sources, webhook_stats
 from shared.warehouse import create_source_schema
 from shared.webhook_summary import webhook_summary
@@ -152,7 +153,7 @@ async def run(database_url: str, *, events: int) -> Figures:
                 return total
 
         async def hourly() -> Any:
-            return await hourly_events(engine, source, 48, utcnow())
+            return await hourly_events(SqlEventCounts(engine), source, 48, utcnow())
 
         async def hourly_no_index() -> None:
             start = utcnow() - timedelta(hours=48)
@@ -180,7 +181,7 @@ async def run(database_url: str, *, events: int) -> Figures:
                     ).all()
 
         async def summary() -> Any:
-            return await webhook_summary(engine, source)
+            return await webhook_summary(engine, SqlEventCounts(engine), source)
 
         assert await count_all() == events
         answer = await hourly()

@@ -37,7 +37,7 @@ async def events_hourly(
     last `hours` hours up to the current one; every event type is listed, zeros too."""
     registry = _registry(request)
     source = await registry.rows.get(source_id)
-    return await hourly_events(registry.engine, source, hours, utcnow())
+    return await hourly_events(registry.counts, source, hours, utcnow())
 
 
 @router.get("/{source_id}/rejected", response_model=RejectedEvents)

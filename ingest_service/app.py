@@ -81,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
             finally:
                 await writer.stop()
                 await parsers.stop()
+                await registry.close()
                 await engine.dispose()
                 await writer_engine.dispose()
                 if clickhouse is not None:

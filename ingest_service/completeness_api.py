@@ -49,7 +49,9 @@ async def reconcile_now(source_id: str, request: Request, days: Days = 30) -> Co
     registry = _registry(request)
     reconciliation: Reconciliation = getattr(
         request.app.state, "reconciliation", None
-    ) or Reconciliation(registry.engine, registry.settings, registry.http, registry.secrets)
+    ) or Reconciliation(
+        registry.engine, registry.settings, registry.http, registry.secrets, registry.counts
+    )
     await reconciliation.reconcile(await registry.rows.get(source_id))
     source = await registry.rows.get(source_id)
     return await completeness_report(registry.engine, source, days)

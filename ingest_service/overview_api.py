@@ -32,7 +32,9 @@ router = APIRouter(tags=["sources"], responses={code: {"model": ErrorBody} for c
 async def source_overview(
     registry: SourceRegistry, relay: SyncRelay, source: Source, now: datetime
 ) -> SourceOverview:
-    public = registry.public(source, webhook=await webhook_summary(registry.engine, source))
+    public = registry.public(
+        source, webhook=await webhook_summary(registry.engine, registry.counts, source)
+    )
     runs: list[SyncRun] = []
     runs_error = None
     try:

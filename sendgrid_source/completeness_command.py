@@ -43,7 +43,7 @@ def completeness(
         source = await registry.rows.find(id_or_name)
         if check:
             await Reconciliation(
-                registry.engine, registry.settings, registry.http, registry.secrets
+                registry.engine, registry.settings, registry.http, registry.secrets, registry.counts
             ).reconcile(source)
             source = await registry.rows.get(source.id)
         return source.name, await completeness_report(registry.engine, source, days)

@@ -27,7 +27,11 @@ async def _with_registry(settings: Settings, work: Callable[[SourceRegistry], Aw
         if revision != head:
             raise Conflict(f"the database is at revision {revision}, not {head}: run migrate first")
         async with httpx.AsyncClient() as http:
-            return await work(SourceRegistry(engine, settings, http))
+            registry = SourceRegistry(engine, settings, http)
+            try:
+                return await work(registry)
+            finally:
+                await registry.close()
     finally:
         await engine.dispose()
 

@@ -4,7 +4,8 @@ SendGrid's statistics of that day (`GET /v3/stats?aggregated_by=day`).
 The days (shared.stats_days) are those of the last RECONCILE_DAYS, cut in the source's
 `stats_timezone`, that ended at least RECONCILE_SETTLE ago and during all of which the source
 was collecting. One `/v3/stats` call covers them all; each day's stored events are then
-counted by the mapping of shared.completeness_metrics, one statement a day, and every
+counted by the mapping of shared.completeness_metrics, one statement a day in the
+warehouse holding the events (`shared.event_counts`: SQL or ClickHouse), and every
 figure is written to the source's `completeness` table (shared.completeness_table). A
 SendGrid error never escapes: the key lacking `stats.read` (403) or SendGrid unreachable is
 recorded on the source as `completeness_error`, the days already stored stay as they were,
@@ -29,15 +30,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import completeness_gauge
 from shared.clock import utcnow
-from shared.completeness_metrics import METRICS, collecting_since, count_day
+from shared.completeness_metrics import METRICS
 from shared.completeness_table import write_days
 from shared.completeness_verdict import MetricFigures, Status, verdict, worst_ratio
+from shared.event_counts import EventCounts
 from shared.sendgrid_stats import StatsApiError, fetch_daily_stats
 from shared.settings import Settings
 from shared.source_rows import Source
 from shared.source_secrets import SourceSecrets
 from shared.stats_days import DayRange, settled_days
-from shared.tables import SourceTables, source_tables, sources
+from shared.tables import source_tables, sources
 
 log = logging.getLogger("sendgrid_source.reconciliation")
 
@@ -53,12 +55,14 @@ class ReconcileOutcome:
 
 @dataclass
 class Reconciliation:
-    """Reconciles sources; `now` is its clock (tests inject one)."""
+    """Reconciles sources; `counts` counts the stored events (`shared.event_counts`), `now`
+    is its clock (tests inject one)."""
 
     engine: AsyncEngine
     settings: Settings
     http: httpx.AsyncClient
     secrets: SourceSecrets
+    counts: EventCounts
     now: Callable[[], datetime] = utcnow
 
     async def reconcile(self, source: Source) -> ReconcileOutcome:
@@ -72,8 +76,7 @@ class Reconciliation:
             )
             return await self._finish(source, outcome)
         tables = source_tables(source.schema_name)
-        async with self.engine.connect() as connection:
-            earliest = await collecting_since(connection, tables)
+        earliest = await self.counts.earliest_event(source.schema_name)
         if earliest is None and not (source.webhook_managed or source.webhook_verification_key):
             # As for silence: nothing says events are meant to arrive, so nothing is missing.
             outcome.error = (
@@ -103,7 +106,7 @@ class Reconciliation:
             return await self._finish(source, outcome)
         # A day SendGrid's answer lacks counted nothing: stored events of it show as more.
         counted = {entry.day: entry.metrics for entry in stats}
-        figures = await self._count(tables, days, counted)
+        figures = await self._count(source.schema_name, days, counted)
         async with self.engine.begin() as connection:
             await write_days(connection, tables, figures, outcome.checked_at)
         outcome.days = {day: verdict(metrics) for day, metrics in figures}
@@ -111,23 +114,22 @@ class Reconciliation:
         return await self._finish(source, outcome)
 
     async def _count(
-        self, tables: SourceTables, days: list[DayRange], counted: dict[date, dict[str, int]]
+        self, schema: str, days: list[DayRange], counted: dict[date, dict[str, int]]
     ) -> list[tuple[date, list[MetricFigures]]]:
         """Each day's figures, SendGrid's beside the stored events'."""
         figures = []
-        async with self.engine.connect() as connection:
-            for day in days:
-                stored = await count_day(connection, tables, day)
-                sendgrid = counted.get(day.day, {})
-                figures.append(
-                    (
-                        day.day,
-                        [
-                            MetricFigures(m.metric, sendgrid.get(m.metric, 0), stored[m.metric])
-                            for m in METRICS
-                        ],
-                    )
+        for day in days:
+            stored = await self.counts.day_counts(schema, day)
+            sendgrid = counted.get(day.day, {})
+            figures.append(
+                (
+                    day.day,
+                    [
+                        MetricFigures(m.metric, sendgrid.get(m.metric, 0), stored[m.metric])
+                        for m in METRICS
+                    ],
                 )
+            )
         return figures
 
     async def _finish(self, source: Source, outcome: ReconcileOutcome) -> ReconcileOutcome:

@@ -24,6 +24,7 @@ from shared.clickhouse_tables import drop_source_database_ddl
 from shared.clock import utcnow
 from shared.db import attach_new_schema
 from shared.errors import Conflict, Unprocessable
+from shared.event_counts import event_counts
 from shared.schemas import SourceCreate, SourcePublic, SourceRemoved, SourceUpdate, WebhookSummary
 from shared.sendgrid_scopes import fetch_scopes, missing_scope_warnings
 from shared.settings import Settings
@@ -54,6 +55,8 @@ class SourceRegistry:
         self.settings = settings
         self.http = http
         self.rows = SourceRows(engine)
+        # The event tables' counts, from the warehouse WAREHOUSE_URL names (`close` ends them).
+        self.counts = event_counts(settings, engine)
         self.secrets = SourceSecrets(settings.secret_key)
         self.webhooks = WebhookSetup(
             engine,
@@ -78,7 +81,11 @@ class SourceRegistry:
     async def describe(self, source_id: str) -> SourcePublic:
         """One active source with what its webhook has received (`GET /sources/{id}`)."""
         source = await self.rows.get(source_id)
-        return self.public(source, webhook=await webhook_summary(self.engine, source))
+        return self.public(source, webhook=await webhook_summary(self.engine, self.counts, source))
+
+    async def close(self) -> None:
+        """End the warehouse connections the registry opened (none on SQL)."""
+        await self.counts.close()
 
     async def _scopes(self, api_key: str, region: str) -> list[str]:
         return await fetch_scopes(self.http, self.settings.sendgrid_base_url(region), api_key)

@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, schedule: bool = True) -> FastAPI:
                 await engine.dispose()
                 if deps.clickhouse is not None:
                     await deps.clickhouse.clickhouse.close()
+                await deps.counts.close()
 
     admin = APIRouter()
     admin.include_router(syncs_api.router)

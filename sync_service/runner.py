@@ -27,6 +27,7 @@ from shared.clickhouse import ClickHouse
 from shared.clickhouse_event_rows import ClickHouseEventRows
 from shared.clock import utcnow
 from shared.collections import BY_NAME
+from shared.event_counts import EventCounts, event_counts
 from shared.reconciliation import Reconciliation
 from shared.settings import Settings
 from shared.source_rows import Source, SourceRows
@@ -78,6 +79,8 @@ class SyncDependencies:
     reconciliation: Reconciliation = field(init=False, repr=False)
     # The event tables' warehouse when it is ClickHouse (WAREHOUSE_URL): backfills write there.
     clickhouse: ClickHouseEventRows | None = field(init=False, repr=False)
+    # The event tables' counts (the reconciliation's), from the same warehouse.
+    counts: EventCounts = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         url = self.settings.clickhouse_url
@@ -85,7 +88,10 @@ class SyncDependencies:
         self.sources = SourceRows(self.engine)
         self.secrets = SourceSecrets(self.settings.secret_key)
         self.webhook_check = WebhookCheck(self.engine, self.settings, self.http, self.secrets)
-        self.reconciliation = Reconciliation(self.engine, self.settings, self.http, self.secrets)
+        self.counts = event_counts(self.settings, self.engine)
+        self.reconciliation = Reconciliation(
+            self.engine, self.settings, self.http, self.secrets, self.counts
+        )
 
     def client_for(self, source: Source) -> SendGridClient:
         """The source's view of SendGrid: its region, its key, at most SYNC_CONCURRENCY

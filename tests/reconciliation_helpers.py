@@ -131,6 +131,7 @@ def reconciliation(app: FastAPI, clock: Clock, **settings: Any) -> Reconciliatio
         registry.settings.model_copy(update=settings) if settings else registry.settings,
         registry.http,
         registry.secrets,
+        registry.counts,
         now=clock,
     )
 

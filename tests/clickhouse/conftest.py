@@ -12,7 +12,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +72,26 @@ class _CurrentEngine:
         self.session.close()  # type: ignore[no-untyped-call]
 
 
+def _comparable(value: Any) -> str | None:
+    """A value as both engines give it: the driver's Python values, chdb's JSON ones (64-bit
+    integers quoted, times as text in the column's time zone, UTC here)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
+
+
+def _answer(rows: Sequence[Sequence[Any]]) -> list[tuple[str | None, ...]]:
+    return sorted((tuple(_comparable(v) for v in row) for row in rows), key=repr)
+
+
 class BothEngines(ClickHouse):
     """The product's ClickHouse connection, every statement also run on the current engine:
     DDL and queries as sent (client-side parameters substituted), inserts with the same rows.
-    A SELECT must find as many rows on both."""
+    A SELECT must answer the same rows on both (in any order): both hold the same data."""
 
     engine: _CurrentEngine
 
@@ -86,7 +102,7 @@ class BothEngines(ClickHouse):
         literal = sql % {k: escape_param(v, _NoContext()) for k, v in (params or {}).items()}
         current = self.engine.run(literal)
         if sql.lstrip().upper().startswith("SELECT"):
-            assert len(current) == len(rows), (literal, rows, current)
+            assert _answer(current) == _answer(rows), (literal, rows, current)
         return rows
 
     async def insert(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -116,10 +132,10 @@ def clickhouse_url() -> str:
 
 @pytest.fixture
 def both_engines(current_engine: _CurrentEngine, monkeypatch: pytest.MonkeyPatch) -> _CurrentEngine:
-    """The ingest app's ClickHouse connections (the receiver's, the registry's) also run
-    everything on the current engine."""
+    """The ingest app's ClickHouse connections (the receiver's, the registry's, the counts')
+    also run everything on the current engine."""
 
-    for user in ("ingest_service.app", "shared.registry"):
+    for user in ("ingest_service.app", "shared.registry", "shared.event_counts"):
         monkeypatch.setattr(f"{user}.ClickHouse", on_both(current_engine))
     return current_engine
 

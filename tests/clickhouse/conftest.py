@@ -3,7 +3,8 @@
 `scripts/test` starts a throwaway ClickHouse server (Debian's package, 18.16 today) and sets
 TEST_CLICKHOUSE_URL, or TEST_CLICKHOUSE_UNAVAILABLE with the reason it could not. Every
 statement the product sends to that server is also run, with the same rows, on the current
-engine chdb embeds (`BothEngines`), so SQL that either release refuses fails the test.
+engine chdb embeds (`BothEngines`), so SQL that either release refuses, or a query the two
+answer differently, fails the test.
 """
 
 from __future__ import annotations

@@ -137,8 +137,8 @@ async def test_every_read_answers_on_clickhouse_what_it_answers_on_sql(
     schema, path = source["schema"], source["path"]
     await collecting_since(both.sql, source["id"], DAY_START - timedelta(days=1))
     now = utcnow()
-    # Each day's traffic of every metric, and SendGrid's samples of every event type,
-    # received over the last 30 hours and 10 days ago (outside both windows).
+    # Three days' traffic of every metric, received 1, 3 and 30 hours ago, and SendGrid's
+    # samples of every event type, received 10 days ago (outside both windows).
     batches = [day_traffic(DAY_START + timedelta(days=n), DAY_COUNTS, f"d{n}") for n in range(DAYS)]
     batches.append(sample_events())
     ages = [timedelta(hours=h) for h in (1, 3, 30, 240)]

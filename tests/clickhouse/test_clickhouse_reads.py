@@ -30,6 +30,7 @@ from shared.registry import SourceRegistry
 from shared.settings import Settings
 from shared.stats_days import day_range
 from shared.tables import source_tables
+from sync_service.runner import SyncDependencies
 from tests.clickhouse.conftest import _CurrentEngine, on_both
 from tests.conftest import admin_client
 from tests.fake_sendgrid.respx_route import FakeAccount
@@ -297,3 +298,29 @@ def _later(schema: str) -> str:
     return ", ".join(
         "`received_at` + 3600" if c.name == "received_at" else f"`{c.name}`" for c in columns
     )
+
+
+async def test_the_sync_service_reconciles_from_clickhouse(
+    apps: tuple[Apps, httpx.AsyncClient, httpx.AsyncClient],
+    settings: Settings,
+    clickhouse_url: str,
+    source_name: str,
+) -> None:
+    """The sync service's reconciliation (after every run and daily) counts where the
+    events are."""
+    both, _, ch_client = apps
+    source = await new_source(ch_client, source_name)
+    await received(ch_client, source["path"], day_traffic(DAY_START, DAY_COUNTS), utcnow())
+    warehouse = settings.model_copy(update={"WAREHOUSE_URL": clickhouse_url})
+    async with httpx.AsyncClient() as http:
+        deps = SyncDependencies(both.sql.state.engine, http, warehouse)
+        try:
+            assert deps.reconciliation.counts is deps.counts
+            day = day_range(DAY_START.date(), ZoneInfo("UTC"))
+            assert await deps.counts.day_counts(source["schema"], day) == DAY_COUNTS | unique(
+                DAY_COUNTS
+            )
+        finally:
+            await deps.counts.close()
+            if deps.clickhouse is not None:
+                await deps.clickhouse.clickhouse.close()

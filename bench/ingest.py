@@ -487,11 +487,6 @@ async def _service(
         | overrides
     )
     command = [sys.executable, "-m", "sendgrid_source", "ingest"]
-    workers = os.environ.get("BENCH_INGEST_WORKERS")
-    if workers:  # an experiment: uvicorn's own process manager in front of the factory
-        command = [sys.executable, "-m", "uvicorn", "--factory", "--workers", workers,
-                   "--port", str(settings.INGEST_PORT), "--no-access-log",
-                   "ingest_service.app:app_from_environment"]  # fmt: skip
     with (workdir / log_name).open("w") as log:
         service = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         try:

@@ -84,6 +84,20 @@ class LeverFigures:
 
 
 @dataclass
+class HalfRate:
+    """An open-loop run at half the maximum rate. The first follows the maximum-rate run,
+    while PostgreSQL's autovacuum reads and analyzes the rows it wrote (about a core for
+    tens of seconds on this machine); the second starts once autovacuum is idle."""
+
+    label: str
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    # Autovacuum and autoanalyze runs on the cluster's tables that finished meanwhile.
+    autovacuum_runs: int
+
+
+@dataclass
 class IngestFigures:
     backend: str
     events_sent: int
@@ -92,9 +106,7 @@ class IngestFigures:
     events_per_s: float
     p50_max_ms: float
     p99_max_ms: float
-    half_rate_events_per_s: float
-    p50_half_ms: float
-    p99_half_ms: float
+    half_rate: list[HalfRate]
     rss_mb: float
     limit_rows_per_s: float  # the median of LIMIT_RUNS before and LIMIT_RUNS after
     limit_spread: tuple[float, float]
@@ -269,6 +281,53 @@ def _parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+async def autovacuum_idle(database_url: str, at_most: float = 300.0) -> float:
+    """Wait until no autovacuum worker has run for a second; the seconds waited."""
+    if not database_url.startswith("postgresql"):
+        return 0.0
+    connection = await asyncpg.connect(
+        database_url.replace("postgresql+asyncpg://", "postgresql://")
+    )
+    started = time.perf_counter()
+    idle_since = None
+    try:
+        while time.perf_counter() - started < at_most:
+            workers = await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            )
+            now = time.perf_counter()
+            if workers:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = now
+            elif now - idle_since >= 1.0:
+                break
+            await asyncio.sleep(0.2)
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+async def autovacuum_runs(database_url: str) -> int:
+    """Autovacuum and autoanalyze runs so far on the cluster's tables (0 on SQLite)."""
+    if not database_url.startswith("postgresql"):
+        return 0
+    connection = await asyncpg.connect(
+        database_url.replace("postgresql+asyncpg://", "postgresql://")
+    )
+    try:
+        # Statistics are read once per transaction by default: take a fresh snapshot.
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        return int(
+            await connection.fetchval(
+                "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) "
+                "FROM pg_stat_user_tables"
+            )
+        )
+    finally:
+        await connection.close()
+
+
 def cpu_seconds(service_pid: int, postmaster: int | None) -> tuple[float, float, float]:
     """CPU seconds used so far by the service (with its parser processes), this process, and
     the benchmark's PostgreSQL cluster (every process of it, autovacuum included)."""
@@ -428,11 +487,6 @@ async def _service(
         | overrides
     )
     command = [sys.executable, "-m", "sendgrid_source", "ingest"]
-    workers = os.environ.get("BENCH_INGEST_WORKERS")
-    if workers:  # an experiment: uvicorn's own process manager in front of the factory
-        command = [sys.executable, "-m", "uvicorn", "--factory", "--workers", workers,
-                   "--port", str(settings.INGEST_PORT), "--no-access-log",
-                   "ingest_service.app:app_from_environment"]  # fmt: skip
     with (workdir / log_name).open("w") as log:
         service = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         try:
@@ -525,7 +579,11 @@ async def run(
     schema, url = await _register(settings, "Bench", signer.verification_key)
     path = "/" + url.split("/", 3)[3]
     full, unique_full = make_batches(batches, BATCH_SIZE, duplicate_share=0.0, seed=1)
-    half, unique_half = make_batches(max(4, batches // 2), BATCH_SIZE, duplicate_share=0.0, seed=2)
+    # As many batches as the maximum-rate run each: a p99 over 300 answers is the fourth
+    # slowest, not the second.
+    halves = [
+        make_batches(batches, BATCH_SIZE, duplicate_share=0.0, seed=seed) for seed in (2, 100)
+    ]
     repeated = [
         make_batches(max(4, batches // 2), BATCH_SIZE, duplicate_share=share, seed=3 + n)
         for n, share in enumerate(DUPLICATE_CASES)
@@ -537,7 +595,6 @@ async def run(
     postmaster = await postmaster_pid(database_url) if backend == "postgresql" else None
     async with _service(settings, workdir, {}, "ingest.log") as (client, service):
         signed_full = [(b, signer.headers(b)) for b in map(frame, full)]
-        signed_half = [(b, signer.headers(b)) for b in map(frame, half)]
         # BENCH_PROFILE=<dir>: py-spy samples the service during the maximum-rate run.
         profile = os.environ.get("BENCH_PROFILE")
         if profile:
@@ -554,7 +611,32 @@ async def run(
         ]
         events_per_s = batches * BATCH_SIZE / elapsed
         interval = BATCH_SIZE / (events_per_s / 2)
-        half_elapsed, half_latencies = await _post_all(client, path, signed_half, senders, interval)
+        half_rate = []
+        for n, (half, _) in enumerate(halves):
+            label = "right after it" + (
+                ", autovacuum catching up on its rows" if backend == "postgresql" else ""
+            )
+            if n:
+                waited = await autovacuum_idle(database_url)
+                label = (
+                    f"once autovacuum was idle (waited {waited:.0f} s)"
+                    if backend == "postgresql"
+                    else "a second time"
+                )
+            signed_half = [(b, signer.headers(b)) for b in map(frame, half)]
+            vacuums = await autovacuum_runs(database_url)
+            half_elapsed, half_latencies = await _post_all(
+                client, path, signed_half, senders, interval
+            )
+            half_rate.append(
+                HalfRate(
+                    label=label,
+                    events_per_s=len(half) * BATCH_SIZE / half_elapsed,
+                    p50_ms=_percentile(half_latencies, 0.5),
+                    p99_ms=_percentile(half_latencies, 0.99),
+                    autovacuum_runs=await autovacuum_runs(database_url) - vacuums,
+                )
+            )
         metrics = await _metrics(client)
         cases = []
         for share, (case_batches, _) in zip(DUPLICATE_CASES, repeated, strict=True):
@@ -584,15 +666,13 @@ async def run(
     )
     return IngestFigures(
         backend=backend,
-        events_sent=(len(full) + len(half) + sum(len(b) for b, _ in repeated)) * BATCH_SIZE,
-        unique_sent=unique_full + unique_half + sum(unique for _, unique in repeated),
+        events_sent=(len(full) + sum(len(b) for b, _ in halves + repeated)) * BATCH_SIZE,
+        unique_sent=unique_full + sum(unique for _, unique in halves + repeated),
         rows_stored=stored,
         events_per_s=events_per_s,
         p50_max_ms=_percentile(latencies, 0.5),
         p99_max_ms=_percentile(latencies, 0.99),
-        half_rate_events_per_s=len(half) * BATCH_SIZE / half_elapsed,
-        p50_half_ms=_percentile(half_latencies, 0.5),
-        p99_half_ms=_percentile(half_latencies, 0.99),
+        half_rate=half_rate,
         rss_mb=rss,
         limit_rows_per_s=statistics.median(limits),
         limit_spread=(limits[0], limits[-1]),
@@ -607,6 +687,21 @@ async def run(
 
 def _per_event_us(figures: IngestFigures, process: int) -> str:
     return f"{figures.cpu[process] / figures.events_per_s * 1e6:.0f} µs"
+
+
+def _cpu_bound(f: IngestFigures, limit_kind: str) -> tuple[str, str, str]:
+    """What every core of the machine would give at this run's CPU per event: the ceiling
+    the maximum rate is measured against when the work, not waiting, is what limits it."""
+    cores = os.cpu_count() or 1
+    busy = sum(f.cpu)
+    per_event_us = busy / f.events_per_s * 1e6
+    bound = cores / (per_event_us / 1e6)
+    return (
+        f"bound by CPU: all {cores} cores at this run's CPU per event (service, load "
+        "generator and PostgreSQL together), events/s",
+        f"{bound:,.0f} ({per_event_us:.0f} µs an event; the run kept {busy:.2f} cores busy)",
+        f"= {bound / f.limit_rows_per_s:.0%} of raw {limit_kind}",
+    )
 
 
 def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
@@ -635,10 +730,19 @@ def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
             f"{f.p50_max_ms:.0f} / {f.p99_max_ms:.0f}",
             "",
         ),
-        (
-            f"p50 / p99 answer at half rate ({f.half_rate_events_per_s:,.0f} events/s), ms",
-            f"{f.p50_half_ms:.0f} / {f.p99_half_ms:.0f}",
-            "target p99 ≤ 250 ms",
+        *(
+            (
+                f"p50 / p99 answer at half rate ({half.events_per_s:,.0f} events/s), "
+                f"{half.label}, ms",
+                f"{half.p50_ms:.0f} / {half.p99_ms:.0f}"
+                + (
+                    f"; autovacuum runs finished meanwhile: {half.autovacuum_runs}"
+                    if f.backend == "postgresql"
+                    else ""
+                ),
+                "target p99 ≤ 250 ms",
+            )
+            for half in f.half_rate
         ),
         (
             "peak RSS of the service (with its parser processes), MB",
@@ -652,6 +756,8 @@ def summary(figures: IngestFigures) -> list[tuple[str, str, str]]:
             f"of {os.cpu_count()} cores; CPU per event: service {_per_event_us(f, 0)}"
             + (f", PostgreSQL {_per_event_us(f, 2)}" if f.backend == "postgresql" else ""),
         ),
+        # On SQLite the writes run in the service's own process: one core bounds them.
+        *([_cpu_bound(f, limit_kind)] if f.backend == "postgresql" else []),
         *(
             (
                 f"events/s with {case.share:.0%} duplicates (earlier events sent again), "

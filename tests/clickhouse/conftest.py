@@ -17,6 +17,7 @@ answers through Distributed tables are compared with one server's holding the sa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -80,6 +81,9 @@ class _CurrentEngine:
 
     def __init__(self, path: Path) -> None:
         self.session = chdb_session.Session(str(path))  # type: ignore[no-untyped-call]
+        # Held from a statement's start on the server till its end on this engine, so
+        # connections running at once (two receivers) see both engines in the same state.
+        self.in_step = asyncio.Lock()
         self.version = str(self._query("SELECT version()", "CSV")).strip().strip('"')
         self.statements: list[str] = []
 
@@ -130,6 +134,12 @@ class BothEngines(ClickHouse):
     async def execute(
         self, sql: str, params: dict[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
+        async with self.engine.in_step:
+            return await self._execute_on_both(sql, params)
+
+    async def _execute_on_both(
+        self, sql: str, params: dict[str, Any] | None
+    ) -> list[tuple[Any, ...]]:
         rows = await super().execute(sql, params)
         literal = sql % {k: escape_param(v, _NoContext()) for k, v in (params or {}).items()}
         if "system.clusters" in sql:
@@ -150,9 +160,10 @@ class BothEngines(ClickHouse):
         return rows
 
     async def insert(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await super().insert(sql, rows)
         values = ",".join("(" + ",".join(_literal(v) for v in row) + ")" for row in rows)
-        self.engine.run(f"{sql} {values}")
+        async with self.engine.in_step:
+            await super().insert(sql, rows)
+            self.engine.run(f"{sql} {values}")
 
 
 class _NoContext:
@@ -180,6 +191,7 @@ def both_engines(current_engine: _CurrentEngine, monkeypatch: pytest.MonkeyPatch
     """The ingest app's ClickHouse connections (the receiver's, the registry's, the counts')
     also run everything on the current engine."""
 
+    current_engine.in_step = asyncio.Lock()  # this test's event loop's
     for user in ("ingest_service.app", "shared.registry", "shared.event_counts"):
         monkeypatch.setattr(f"{user}.ClickHouse", on_both(current_engine))
     return current_engine

@@ -213,13 +213,15 @@ def test_a_table_keyed_otherwise_is_sharded_by_its_key() -> None:
 
 
 class _StopsShardBeforeInsert(ClickHouse):
-    """The receiver's connection; `before_insert` (once) runs just before an insert, after
-    the ids were looked up."""
+    """The receiver's connection; `before_insert[n]` runs just before its n-th insert (from
+    0), after the ids were looked up."""
 
-    before_insert: ClassVar[Callable[[], None] | None] = None
+    before_insert: ClassVar[dict[int, Callable[[], None]]] = {}
+    inserts: ClassVar[int] = 0
 
     async def insert(self, sql: str, rows: Any) -> None:
-        hook, _StopsShardBeforeInsert.before_insert = _StopsShardBeforeInsert.before_insert, None
+        hook = _StopsShardBeforeInsert.before_insert.pop(_StopsShardBeforeInsert.inserts, None)
+        _StopsShardBeforeInsert.inserts += 1
         if hook is not None:
             await asyncio.to_thread(hook)
         await super().insert(sql, rows)
@@ -229,23 +231,29 @@ class _StopsShardBeforeInsert(ClickHouse):
 async def receiver(
     settings: Settings, cluster_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    # Not on both engines: the cluster keeps part of a failed insert, which chdb would not.
+    # Not on both engines: the cluster keeps part of a failed write, which chdb would not.
     monkeypatch.setattr("ingest_service.app.ClickHouse", _StopsShardBeforeInsert)
+    monkeypatch.setattr(_StopsShardBeforeInsert, "before_insert", {})
+    monkeypatch.setattr(_StopsShardBeforeInsert, "inserts", 0)
     app = create_ingest_app(settings.model_copy(update={"WAREHOUSE_URL": cluster_url}))
     async with app.router.lifespan_context(app), admin_client(app) as client:
         yield app, client
 
 
+# One writing lane (SQLite's), so a batch's tables are inserted one after another.
+@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_a_shard_down_answers_503_and_the_resends_store_each_event_once(
     receiver: tuple[FastAPI, httpx.AsyncClient],
     shards: list[ClickHouse],
     cluster_url: str,
     source_name: str,
 ) -> None:
-    """A shard down fails the look-up (nothing written), or an insert already under way,
-    which then leaves the other shard's rows stored: either way the webhook answers 503 and
-    SendGrid resends; once the shard is back, the resends' look-up finds what was stored and
-    inserts only the rest. Nothing lost, nothing doubled, even before any merge."""
+    """A shard down fails the look-up (nothing written), or the write under way: its
+    insert fails (18.16 refuses it whole when it cannot reach the shard; one cut off midway
+    would keep the other shard's part), and the tables inserted before it stay stored.
+    Either way the webhook answers 503 and SendGrid resends; once the shard is back, the
+    resends' look-up finds what was stored and inserts only the rest. Nothing lost, nothing
+    doubled, even before any merge."""
     _, client = receiver
     source = await new_source(client, source_name)
     schema = source["schema"]
@@ -258,20 +266,21 @@ async def test_a_shard_down_answers_503_and_the_resends_store_each_event_once(
         assert refused.status_code == 503
         assert refused.headers["Retry-After"]
         down.start()
-        # Down between the look-up and the insert: the insert fails part way.
-        _StopsShardBeforeInsert.before_insert = down.stop
+        # Down after the look-up and the batch's first table (of four) were written.
+        _StopsShardBeforeInsert.before_insert[_StopsShardBeforeInsert.inserts + 1] = down.stop
         partial = await client.post(source["path"], content=body_of(events(400, 200)))
         assert partial.status_code == 503
-        assert _StopsShardBeforeInsert.before_insert is None, "the insert was reached"
+        assert not _StopsShardBeforeInsert.before_insert, "the second insert was reached"
     finally:
         if not down.answers():
             down.start()
-    written = sum(await per_shard(shards, _local_count(schema, 400)))
-    assert written < 200, "the shard that was down has none of the failed batch"
+    on_each = await per_shard(shards, _local_count(schema, 400))
+    assert sum(on_each) == 50, on_each  # the first table's rows, on both shards
+    assert all(on_each), on_each
     again = await client.post(source["path"], content=body_of(events(200, 200)))
     assert again.json() == {"stored": 200, "duplicates": 0, "rejected": 0}
     again = await client.post(source["path"], content=body_of(events(400, 200)))
-    assert again.json() == {"stored": 200 - written, "duplicates": written, "rejected": 0}
+    assert again.json() == {"stored": 150, "duplicates": 50, "rejected": 0}
     entry = ClickHouse(cluster_url)
     try:
         for final in ("", " FINAL"):
@@ -291,3 +300,18 @@ def _local_count(schema: str, start: int) -> str:
         for table in TABLES
     ]
     return "SELECT sum(n) FROM (" + " UNION ALL ".join(branches) + ")"
+
+
+async def test_a_cluster_the_server_does_not_know_is_named_in_readyz(
+    settings: Settings, cluster_url: str, source_name: str
+) -> None:
+    unknown = cluster_url.replace("?cluster=", "?cluster=not_")
+    app = create_ingest_app(settings.model_copy(update={"WAREHOUSE_URL": unknown}))
+    async with app.router.lifespan_context(app), admin_client(app) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert "has no cluster 'not_sendgrid_shards' in system.clusters" in ready.json()["detail"]
+        assert "<remote_servers>" in ready.json()["detail"]
+        source = await new_source(client, source_name)
+        refused = await client.post(source["path"], content=body_of(events(0, 4)))
+        assert refused.status_code == 503

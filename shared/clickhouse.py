@@ -8,31 +8,42 @@ pool and runs in a worker thread; the event loop never waits on the network.
 
 Parameters are substituted by the client (`%(name)s`), which old servers need: they know no
 server-side query parameters.
+
+With `?cluster=NAME` the URL names a cluster of shards the server knows (its
+`<remote_servers>`): the tables are laid out over the shards (`shared.clickhouse_layout`),
+and inserts through its Distributed tables are acknowledged only once every shard wrote its
+rows (`insert_distributed_sync`), as SendGrid's 2xx promises.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from clickhouse_driver import Client
 
 SCHEME = "clickhouse://"
 DEFAULT_PORT = 9000  # the native protocol's
 
+# A cluster name goes into DDL (`Distributed('name', ...)`) and system.clusters look-ups.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
 
 @dataclass(frozen=True)
 class ClickHouseTarget:
-    """Where the server is: `clickhouse://[user[:password]@]host[:port][/database]`."""
+    """Where the server is:
+    `clickhouse://[user[:password]@]host[:port][/database][?cluster=NAME]`."""
 
     host: str
     port: int
     database: str
     user: str
     password: str
+    cluster: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> ClickHouseTarget:
@@ -54,19 +65,50 @@ class ClickHouseTarget:
             database,
             unquote(parts.username or "default"),
             unquote(parts.password or ""),
+            _cluster(parts.query),
         )
+
+    def at(self, host: str, port: int) -> ClickHouseTarget:
+        """The same credentials and database on another server of the cluster (one shard)."""
+        return replace(self, host=host, port=port, cluster=None)
+
+
+def _cluster(query: str) -> str | None:
+    try:
+        parameters = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise ValueError(f"has a query {query!r} that is not name=value pairs") from None
+    unknown = sorted(set(parameters) - {"cluster"})
+    if unknown:
+        raise ValueError(f"has unknown parameters {unknown} (only ?cluster=NAME is read)")
+    names = parameters.get("cluster")
+    if names is None:
+        return None
+    if len(names) != 1 or not _IDENTIFIER.match(names[0]):
+        raise ValueError(
+            f"names the cluster {'&'.join(names)!r}: give one name of letters, digits and _, "
+            "not starting with a digit, as in the servers' <remote_servers>"
+        )
+    return names[0]
 
 
 class ClickHouse:
     """Statements to one ClickHouse server; `size` of them at once at most."""
 
-    def __init__(self, url: str, *, size: int = 2) -> None:
-        self.target = ClickHouseTarget.from_url(url)
+    def __init__(self, url: str | ClickHouseTarget, *, size: int = 2) -> None:
+        self.target = url if isinstance(url, ClickHouseTarget) else ClickHouseTarget.from_url(url)
         self._size = size
         self._idle: asyncio.LifoQueue[Client] | None = None
 
+    def on_server(self, host: str, port: int) -> ClickHouse:
+        """A connection of its own to another server of the cluster (one at a time)."""
+        return type(self)(self.target.at(host, port), size=1)
+
     def _client(self) -> Client:
         target = self.target
+        # Through a Distributed table an insert is acknowledged only once every shard wrote
+        # its part (by default the server queues it on disk and acknowledges at once).
+        settings = {"insert_distributed_sync": 1} if target.cluster else {}
         return Client(
             host=target.host,
             port=target.port,
@@ -76,6 +118,7 @@ class ClickHouse:
             # A dead server fails the write quickly (answered 503, so SendGrid resends).
             connect_timeout=5,
             send_receive_timeout=60,
+            settings=settings,
         )
 
     async def _run(self, call: str, sql: str, argument: Any) -> Any:

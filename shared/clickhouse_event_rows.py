@@ -8,7 +8,11 @@ one resend at the same moment) is merged away; and every read says `FINAL` until
 stored content, as on the SQL warehouses.
 
 Each source's database and tables are created on its first write in this process (each
-statement can run again), so a receiver needs nothing prepared beyond the server.
+statement can run again), so a receiver needs nothing prepared beyond the server (or the
+cluster's servers). On a cluster every statement here goes through the Distributed tables:
+the look-up asks every shard, and an insert is acknowledged once each shard wrote its rows;
+one that fails part way (a shard down) leaves the other shards' rows stored, which the
+resend's look-up finds, so it inserts only what is missing.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import sqlalchemy as sa
 from clickhouse_driver.errors import ServerException
 
 from shared.clickhouse import ClickHouse
-from shared.clickhouse_tables import base_type, quoted, source_database_ddl
+from shared.clickhouse_shards import run_statements
+from shared.clickhouse_tables import base_type, quoted, source_database_statements
 from shared.event_parsing import ParsedBatch, RejectedRow
 from shared.event_records import ID_AT, ORIGIN_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, load_json
@@ -98,8 +103,8 @@ class ClickHouseEventRows:
             return
         async with self._lock:
             if schema not in self._ready:
-                for statement in source_database_ddl(schema):
-                    await self.clickhouse.execute(statement)
+                cluster = self.clickhouse.target.cluster
+                await run_statements(self.clickhouse, source_database_statements(schema, cluster))
                 self._ready.add(schema)
 
     async def _stored(self, table: sa.Table, columns: str, ids: Sequence[str]) -> list[Any]:

@@ -5,6 +5,9 @@ Per source, one database named as its schema; per event type, one table:
 
     ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(`timestamp`) ORDER BY id
 
+laid out by `shared.clickhouse_layout`: on a cluster, that table is each shard's
+`<table>_local`, and `<table>` a Distributed table over them sharded by `sipHash64(id)`.
+
 ClickHouse has no unique key: the writer looks ids up before inserting
 (`shared.clickhouse_event_rows`), and the sorting key on `id` makes every copy that slips in
 anyway (two receivers racing on one resend) collapse into one when parts merge. Until then
@@ -22,14 +25,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared.bulk_values import is_json
+from shared.clickhouse_layout import (
+    Statement,
+    database_statement,
+    drop_database_statement,
+    table_statements,
+)
+from shared.clickhouse_layout import quoted as quoted  # one definition, long imported from here
 from shared.identifiers import validate_schema_name
 from shared.tables import SourceTables, source_tables
-
-
-def quoted(name: str) -> str:
-    """A column or table name as ClickHouse reads it; names come from the event models and
-    validated schema names (letters, digits, `_`), so quoting is all they need."""
-    return f"`{name}`"
 
 
 def base_type(column: sa.Column[Any]) -> str:
@@ -54,15 +58,16 @@ def column_type(column: sa.Column[Any]) -> str:
     return f"Nullable({kind})" if column.nullable else kind
 
 
-def event_table_ddl(table: sa.Table) -> str:
+def event_table_statements(table: sa.Table, cluster: str | None) -> list[Statement]:
     assert table.schema is not None
-    columns = ",\n  ".join(
-        f"{quoted(column.name)} {column_type(column)}" for column in table.columns
-    )
-    return (
-        f"CREATE TABLE IF NOT EXISTS {quoted(table.schema)}.{quoted(table.name)} (\n"
-        f"  {columns}\n"
-        ") ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(`timestamp`) ORDER BY id"
+    return table_statements(
+        cluster,
+        table.schema,
+        table.name,
+        [(column.name, column_type(column)) for column in table.columns],
+        "ReplacingMergeTree",
+        order_by=["id"],
+        partition_by="toYYYYMM(`timestamp`)",
     )
 
 
@@ -98,17 +103,19 @@ def activity_view_ddl(tables: SourceTables) -> str:
     )
 
 
-def drop_source_database_ddl(schema: str) -> str:
-    return f"DROP DATABASE IF EXISTS {quoted(validate_schema_name(schema))}"
+def drop_source_database_statements(schema: str) -> list[Statement]:
+    return [drop_database_statement(validate_schema_name(schema))]
 
 
-def source_database_ddl(schema: str) -> list[str]:
-    """The statements creating a source's database, event tables and view; each can be run
-    again (IF NOT EXISTS), by any number of receivers at once."""
+def source_database_statements(schema: str, cluster: str | None = None) -> list[Statement]:
+    """The statements creating a source's database, event tables and view (on one server, or
+    over `cluster`'s shards); each can be run again (IF NOT EXISTS), by any number of
+    receivers at once. The view reads the tables the product names (Distributed ones on a
+    cluster) with FINAL."""
     schema = validate_schema_name(schema)
     tables = source_tables(schema)
     return [
-        f"CREATE DATABASE IF NOT EXISTS {quoted(schema)}",
-        *(event_table_ddl(table) for table in tables.events.values()),
-        activity_view_ddl(tables),
+        database_statement(schema),
+        *(s for table in tables.events.values() for s in event_table_statements(table, cluster)),
+        Statement(activity_view_ddl(tables)),
     ]

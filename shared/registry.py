@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import warehouse
 from shared.clickhouse import ClickHouse
-from shared.clickhouse_tables import drop_source_database_ddl
+from shared.clickhouse_shards import run_statements
+from shared.clickhouse_tables import drop_source_database_statements
 from shared.clock import utcnow
 from shared.db import attach_new_schema
 from shared.errors import Conflict, Unprocessable
@@ -220,10 +221,13 @@ class SourceRegistry:
                 )
             return removed
         if self.settings.clickhouse_url:
-            # The events first: a failure leaves the source registered, to delete again.
+            # The events first (on every shard of a cluster): a failure leaves the source
+            # registered, to delete again.
             clickhouse = ClickHouse(self.settings.clickhouse_url, size=1)
             try:
-                await clickhouse.execute(drop_source_database_ddl(source.schema_name))
+                await run_statements(
+                    clickhouse, drop_source_database_statements(source.schema_name)
+                )
             finally:
                 await clickhouse.close()
         async with self.engine.begin() as connection:

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # Where the event tables live: unset (or DATABASE_URL itself) keeps them beside the
     # control tables; clickhouse://[user[:password]@]host[:port]/database puts them in
     # ClickHouse (a database per source, named as its schema), while sources, runs and stats
-    # stay on DATABASE_URL.
+    # stay on DATABASE_URL; ?cluster=NAME spreads them over that cluster's shards.
     WAREHOUSE_URL: str | None = None
     ADMIN_TOKEN: SecretStr | None = None
     SECRET_KEY: SecretStr | None = None
@@ -153,8 +153,9 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(CLICKHOUSE_SCHEME):
             raise ValueError(
-                "must be clickhouse://host:port/database, or unset to keep the events on "
-                "DATABASE_URL (another SQL database for the events alone is not supported)"
+                "must be clickhouse://host:port/database[?cluster=NAME], or unset to keep the "
+                "events on DATABASE_URL (another SQL database for the events alone is not "
+                "supported)"
             )
         try:
             ClickHouseTarget.from_url(value)

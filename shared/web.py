@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, compile_path
 
 from shared.clickhouse import ClickHouse
+from shared.clickhouse_shards import ClusterNotFound, cluster_shards
 from shared.db import ping
 from shared.errors import AppError, ServiceUnavailable, Unauthorized
 from shared.gc_tuning import tune_garbage_collection
@@ -201,6 +202,11 @@ def install_operational_routes(
         if clickhouse is not None:
             try:
                 await clickhouse.execute("SELECT 1")
+                if clickhouse.target.cluster is not None:
+                    await cluster_shards(clickhouse, clickhouse.target.cluster)
+            except ClusterNotFound as exc:
+                response.status_code = 503
+                return Health(status="unavailable", detail=f"warehouse: {exc}")
             except Exception as exc:
                 response.status_code = 503
                 return Health(status="unavailable", detail=f"warehouse: {type(exc).__name__}")

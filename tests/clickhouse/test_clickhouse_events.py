@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +17,9 @@ import pytest
 from fastapi import FastAPI
 
 from ingest_service.app import create_app as create_ingest_app
-from shared.clickhouse import ClickHouse
+from shared.clickhouse import ClickHouse, ClickHouseTarget
 from shared.clickhouse_event_rows import ClickHouseEventRows
+from shared.clickhouse_layout import local_name
 from shared.clickhouse_tables import column_type
 from shared.event_store import store_events
 from shared.settings import ConfigurationError, Settings, load_settings
@@ -85,12 +87,15 @@ async def test_every_event_column_has_its_clickhouse_type(
         "WHERE database = %(db)s ORDER BY name",
         {"db": schema},
     )
-    assert sorted(engines) == sorted(
-        [
-            *((n, "ReplacingMergeTree", "id", "toYYYYMM(timestamp)") for n in tables.events),
-            ("activity", "View", "", ""),
-        ]
-    )
+    replacing = ("ReplacingMergeTree", "id", "toYYYYMM(timestamp)")
+    if clickhouse.target.cluster is None:
+        expected = [(n, *replacing) for n in tables.events]
+    else:
+        # The product's names are Distributed tables over each shard's local table (this
+        # server is a shard too).
+        expected = [(n, "Distributed", "", "") for n in tables.events]
+        expected += [(local_name(n), *replacing) for n in tables.events]
+    assert sorted(engines) == sorted([*expected, ("activity", "View", "", "")])
     # The view has every column of every table, once.
     every = {c.name for t in tables.events.values() for c in t.columns}
     assert {name for name, _ in columns["activity"]} == every
@@ -282,7 +287,8 @@ async def test_receiver_answers_503_until_clickhouse_took_the_events(
 ) -> None:
     """Events a down ClickHouse did not acknowledge are answered 503, so SendGrid resends;
     the resend to a working warehouse stores them once."""
-    down = settings.model_copy(update={"WAREHOUSE_URL": "clickhouse://127.0.0.1:1/default"})
+    nowhere = re.sub(r"//[^/]+/", "//127.0.0.1:1/", clickhouse_url)
+    down = settings.model_copy(update={"WAREHOUSE_URL": nowhere})
     broken = create_ingest_app(down)
     async with broken.router.lifespan_context(broken), admin_client(broken) as client:
         source = await new_source(client, source_name)
@@ -307,6 +313,11 @@ async def test_receiver_answers_503_until_clickhouse_took_the_events(
         ("clickhouse://", "names no host"),
         ("clickhouse://host:port/db", "port that is not a number"),
         ("clickhouse://host:9000/a/b", "is not one database name"),
+        ("clickhouse://host:9000/db?cluster=a-b", "names the cluster 'a-b': give one name"),
+        ("clickhouse://host:9000/db?cluster=", "names the cluster '': give one name"),
+        ("clickhouse://host:9000/db?cluster=a&cluster=b", "names the cluster 'a&b'"),
+        ("clickhouse://host:9000/db?shards=2", "unknown parameters ['shards']"),
+        ("clickhouse://host:9000/db?cluster", "is not name=value pairs"),
     ],
 )
 def test_warehouse_url_is_refused_with_what_to_fix(url: str, message: str, tmp_path: Any) -> None:
@@ -322,3 +333,7 @@ def test_warehouse_url_defaults_to_the_database(tmp_path: Any) -> None:
     assert same.clickhouse_url is None
     url = "clickhouse://u:p@ch.internal:9440/events"
     assert load_settings(DATA_DIR=tmp_path, WAREHOUSE_URL=url).clickhouse_url == url
+    sharded = url + "?cluster=events_2x"
+    assert load_settings(DATA_DIR=tmp_path, WAREHOUSE_URL=sharded).clickhouse_url == sharded
+    assert ClickHouseTarget.from_url(sharded).cluster == "events_2x"
+    assert ClickHouseTarget.from_url(url).cluster is None

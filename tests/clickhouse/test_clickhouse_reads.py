@@ -31,7 +31,7 @@ from shared.settings import Settings
 from shared.stats_days import day_range
 from shared.tables import source_tables
 from sync_service.runner import SyncDependencies
-from tests.clickhouse.conftest import _CurrentEngine, on_both
+from tests.clickhouse.conftest import _CurrentEngine, on_both, stop_merges
 from tests.conftest import admin_client
 from tests.fake_sendgrid.respx_route import FakeAccount
 from tests.reconciliation_helpers import (
@@ -119,7 +119,7 @@ async def copy_every_row(apps: Apps, schema: str) -> None:
     try:
         for table in source_tables(schema).events:
             name = f"`{schema}`.`{table}`"
-            await connection.execute(f"SYSTEM STOP MERGES {name}")
+            await stop_merges(connection, schema, table)
             await connection.execute(f"INSERT INTO {name} SELECT * FROM {name}")
     finally:
         await connection.close()
@@ -279,7 +279,7 @@ async def test_copies_received_at_different_moments_count_once(
     connection = on_both(both.both)(both.url)
     try:
         name = f"`{schema}`.`delivered`"
-        await connection.execute(f"SYSTEM STOP MERGES {name}")
+        await stop_merges(connection, schema, "delivered")
         # The racing receiver's copies, received an hour later.
         await connection.execute(f"INSERT INTO {name} SELECT {_later(schema)} FROM {name}")
     finally:

@@ -51,7 +51,7 @@ from shared.settings import Settings, load_settings
 from shared.tables import source_tables
 from tests.webhook_helpers import Signer
 
-LIMIT_RUNS = 3  # raw INSERT runs on each side of the service's run, each into a fresh database
+LIMIT_RUNS = 2  # raw INSERT runs on each side of the service's run, each into a fresh database
 SENDERS = 8
 
 
@@ -82,10 +82,14 @@ class ClickHouseIngestFigures:
     cpu: Cpu
     limit_rows_per_s: float  # median of 2 * LIMIT_RUNS
     limit_spread: tuple[float, float]
+    limit_cpu_us: tuple[float, float]  # per row: the driver (this process), ClickHouse
+    limit_inserts: int  # INSERTs of each raw run: one per table
+    work: dict[str, int]  # SERVER_EVENTS during the service's run
     rounds: int
     one: list[ReceiversRun]
     two: list[ReceiversRun]
     rows_stored: int
+    unique_main: int  # unique events of the service's run (the raw INSERT's rows)
     unique_sent: int
 
 
@@ -128,17 +132,28 @@ def _rows_by_table(records: Records) -> dict[str, list[list[Any]]]:
     return converted
 
 
-def _raw_inserts(client: Client, records: Records, schema: str, runs: int) -> list[float]:
-    """Rows/s of `runs` raw inserts: every table's records in one INSERT each, into a fresh
-    database; only the inserting is timed."""
+@dataclass
+class RawInserts:
+    rates: list[float]  # rows/s of each run
+    # CPU microseconds per row over the runs: this process (the driver), ClickHouse.
+    cpu_us: tuple[float, float]
+
+
+def _raw_inserts(
+    client: Client, records: Records, schema: str, runs: int, clickhouse_pid: int
+) -> RawInserts:
+    """`runs` raw inserts: every table's records in one INSERT each, into a fresh database;
+    only the inserting is timed."""
     rows = _rows_by_table(records)
     tables = source_tables(schema).events
     total = sum(len(r) for r in rows.values())
     rates = []
+    driver = server = 0.0
     for _ in range(runs):
         client.execute(f"DROP DATABASE IF EXISTS {quoted(schema)}")
         for statement in source_database_ddl(schema):
             client.execute(statement)
+        cpu = time.process_time(), _tree_cpu(clickhouse_pid)
         started = time.perf_counter()
         for name, table_rows in rows.items():
             columns = ", ".join(quoted(column.name) for column in tables[name].columns)
@@ -146,8 +161,10 @@ def _raw_inserts(client: Client, records: Records, schema: str, runs: int) -> li
                 f"INSERT INTO {quoted(schema)}.{quoted(name)} ({columns}) VALUES", table_rows
             )
         rates.append(total / (time.perf_counter() - started))
+        driver += time.process_time() - cpu[0]
+        server += _tree_cpu(clickhouse_pid) - cpu[1]
     client.execute(f"DROP DATABASE IF EXISTS {quoted(schema)}")
-    return rates
+    return RawInserts(rates, (driver / total / runs * 1e6, server / total / runs * 1e6))
 
 
 class RoundRobin(httpx.AsyncBaseTransport):
@@ -168,6 +185,26 @@ class RoundRobin(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+# ClickHouse's counters (system.events) of the work a run made it do.
+SERVER_EVENTS = ("InsertQuery", "InsertedRows", "SelectQuery", "MergedRows")
+
+
+def server_events(client: Client) -> dict[str, int]:
+    rows = client.execute(
+        "SELECT event, value FROM system.events WHERE event IN %(names)s",
+        {"names": SERVER_EVENTS},
+    )
+    return dict.fromkeys(SERVER_EVENTS, 0) | {name: int(value) for name, value in rows}
+
+
+async def _fresh_source(settings: Settings, client: Client, name: str, key: str) -> tuple[str, str]:
+    """A source registered anew (schema, webhook path), with no database left in ClickHouse
+    under its name by an earlier run against the same server."""
+    schema, url = await _register(settings, name, key)
+    await asyncio.to_thread(client.execute, f"DROP DATABASE IF EXISTS {quoted(schema)}")
+    return schema, "/" + url.split("/", 3)[3]
 
 
 async def _stored(client: Client, schema: str) -> int:
@@ -270,25 +307,23 @@ async def run(
         clickhouse_pid = listener_pid(ClickHouseTarget.from_url(clickhouse_url).port)
         postmaster = await postmaster_pid(database_url)
         signer = Signer()
-        schema, url = await _register(settings, "Bench ClickHouse", signer.verification_key)
-        path = "/" + url.split("/", 3)[3]
+        key = signer.verification_key
+        schema, path = await _fresh_source(settings, client, "Bench ClickHouse", key)
         full, unique_sent = make_batches(batches, BATCH_SIZE, duplicate_share=0.0, seed=1)
         records = _unique_records(full)
-        limits = await asyncio.to_thread(
-            _raw_inserts, client, records, "bench_raw_insert", LIMIT_RUNS
-        )
+        raw_args = (client, records, "bench_raw_insert", LIMIT_RUNS, clickhouse_pid)
+        raw = [await asyncio.to_thread(_raw_inserts, *raw_args)]
         overrides = {"WAREHOUSE_URL": clickhouse_url}
         async with _service(settings, workdir, overrides, "ingest.log") as (http, service):
             signed = [(b, signer.headers(b)) for b in map(frame, full)]
             meters = Meters([service.pid], clickhouse_pid, postmaster)
-            before = meters.read()
+            before, counted = meters.read(), await asyncio.to_thread(server_events, client)
             elapsed, latencies = await _post_all(http, path, signed, SENDERS, None)
             cpu = Meters.per_event(before, meters.read(), [len(full) * BATCH_SIZE])
+            work = await asyncio.to_thread(server_events, client)
+            work = {name: work[name] - counted[name] for name in SERVER_EVENTS}
         stored = await _stored(client, schema)
-        limits = sorted(
-            limits
-            + await asyncio.to_thread(_raw_inserts, client, records, "bench_raw_insert", LIMIT_RUNS)
-        )
+        raw.append(await asyncio.to_thread(_raw_inserts, *raw_args))
         # One receiver, then two, in interleaved rounds (this machine's speed drifts over
         # minutes); each run into a source of its own, so all see tables of the same sizes.
         one: list[ReceiversRun] = []
@@ -301,8 +336,8 @@ async def run(
                     duplicate_share=0.0,
                     seed=100 + 10 * round_ + receivers,
                 )
-                own_schema, own_url = await _register(
-                    settings, f"Bench {receivers} receivers {round_}", signer.verification_key
+                own_schema, own_path = await _fresh_source(
+                    settings, client, f"Bench {receivers} receivers {round_}", key
                 )
                 runs.append(
                     await _receivers_run(
@@ -310,7 +345,7 @@ async def run(
                         workdir,
                         signer,
                         receivers=receivers,
-                        path="/" + own_url.split("/", 3)[3],
+                        path=own_path,
                         batches=made,
                         clickhouse_pid=clickhouse_pid,
                         postmaster=postmaster,
@@ -320,6 +355,7 @@ async def run(
                 unique_sent += unique
     finally:
         client.disconnect()
+    limits = sorted(raw[0].rates + raw[1].rates)
     return ClickHouseIngestFigures(
         events_per_s=len(full) * BATCH_SIZE / elapsed,
         p50_ms=_percentile(latencies, 0.5),
@@ -327,10 +363,17 @@ async def run(
         cpu=cpu,
         limit_rows_per_s=statistics.median(limits),
         limit_spread=(limits[0], limits[-1]),
+        work=work,
+        limit_inserts=len(records),
+        limit_cpu_us=(
+            statistics.mean(r.cpu_us[0] for r in raw),
+            statistics.mean(r.cpu_us[1] for r in raw),
+        ),
         rounds=rounds,
         one=one,
         two=two,
         rows_stored=stored,
+        unique_main=sum(len(r) for r in records.values()),
         unique_sent=unique_sent,
     )
 
@@ -356,6 +399,7 @@ def _median_run(runs: list[ReceiversRun]) -> ReceiversRun:
 
 def summary(f: ClickHouseIngestFigures) -> list[tuple[str, str, str]]:
     one, two = _median_run(f.one), _median_run(f.two)
+    inserts = f.work["InsertQuery"]
     rounds = f"median of {f.rounds} interleaved rounds" if f.rounds > 1 else "one round"
 
     def cpu(c: Cpu) -> str:
@@ -381,6 +425,20 @@ def summary(f: ClickHouseIngestFigures) -> list[tuple[str, str, str]]:
         ),
         ("p50 / p99 answer at the maximum rate, ms", f"{f.p50_ms:.0f} / {f.p99_ms:.0f}", ""),
         ("CPU per event at the maximum rate", cpu(f.cpu), ""),
+        (
+            "CPU per row of the raw INSERT",
+            f"driver {f.limit_cpu_us[0]:.0f} µs, ClickHouse {f.limit_cpu_us[1]:.0f} µs",
+            f"ClickHouse spends {f.cpu.clickhouse / f.limit_cpu_us[1]:.1f}× as much per event "
+            "on the service's inserts and look-ups",
+        ),
+        (
+            "ClickHouse's work in the service's run: INSERTs, rows each on average; look-ups "
+            "(SELECTs); rows merged meanwhile",
+            f"{inserts:,}, {f.work['InsertedRows'] / max(1, inserts):,.0f}; "
+            f"{f.work['SelectQuery']:,}; {f.work['MergedRows']:,}",
+            f"raw INSERT: {f.limit_inserts} INSERTs a run, "
+            f"{f.unique_main / f.limit_inserts:,.0f} rows each on average",
+        ),
         (
             f"one receiver: events/s, p50 / p99 ms ({rounds})",
             f"{one.events_per_s:,.0f}; {one.p50_ms:.0f} / {one.p99_ms:.0f}",

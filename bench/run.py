@@ -135,14 +135,14 @@ async def main() -> None:
     if "clickhouse" in only:
         with tempfile.TemporaryDirectory() as workdir:
             url = await database("postgres", "bench_clickhouse", workdir)
-            batches = 40 if quick else 300
+            batches = 40 if quick else 200
             out.print(f"[bold]Ingest, ClickHouse[/]: {batches} batches of 1,000 events …")
             found_ch = await clickhouse_ingest.run(
                 url,
                 args.clickhouse_url,
                 Path(workdir),
                 batches=batches,
-                receiver_batches=30 if quick else 200,
+                receiver_batches=30 if quick else 100,
                 rounds=1 if quick else 2,
             )
             sections.append(("Ingest, ClickHouse", clickhouse_ingest.summary(found_ch)))

@@ -104,20 +104,21 @@ def recipients(events: int) -> int:
 def generated_columns(dialect: str, events: int) -> dict[str, str]:
     """A recipient and a campaign for each generated event, over its number `g`: the same
     values in PostgreSQL and in ClickHouse. Recipient r's events fall into campaigns r,
-    r + 1 and r + 2 (modulo CAMPAIGNS), each event's picked by a multiplicative hash of g
-    (Knuth's), so one recipient's deliveries, opens and clicks meet in a campaign about as
-    often as chance has it, with no pattern from the order the tables are filled in."""
+    r + 1 and r + 2 (modulo CAMPAIGNS), each event's picked by the first 28 bits of the MD5
+    of g (the same function in both), so one recipient's deliveries, opens and clicks meet in
+    a campaign as chance has it, with no pattern from the order the tables are filled in."""
     if dialect == "postgresql":
-        number, share = "g::bigint", "({mixed} * 3 / 4294967296)"
+        number = "g::bigint"
+        hashed = "('x' || substr(md5(g::text), 1, 7))::bit(28)::int"
         email = "'user' || {recipient} || '@example.com'"
     else:
-        number, share = "g", "intDiv({mixed} * 3, 4294967296)"
+        number = "g"
+        hashed = "intDiv(reinterpretAsUInt32(reverse(substring(MD5(toString(g)), 1, 4))), 16)"
         email = "concat('user', toString({recipient}), '@example.com')"
     recipient = f"(({number} * 7919) % {recipients(events)})"
-    pick = share.format(mixed=f"(({number} * 2654435761) % 4294967296)")
     return {
         "email": email.format(recipient=recipient),
-        "marketing_campaign_id": f"({recipient} + {pick}) % {CAMPAIGNS}",
+        "marketing_campaign_id": f"({recipient} + {hashed} % 3) % {CAMPAIGNS}",
     }
 
 
@@ -244,6 +245,6 @@ def summary(f: FunnelFigures) -> list[tuple[str, str, str]]:
             "funnel on ClickHouse (activity view, FINAL), s",
             f"{f.clickhouse_s:.2f} (median of {REPEATS}, the first cold: "
             f"{runs(f.clickhouse_runs)})",
-            f"{f.postgres_s / f.clickhouse_s:.1f}× faster than PostgreSQL",
+            f"PostgreSQL's time / ClickHouse's = {f.postgres_s / f.clickhouse_s:.1f}×",
         ),
     ]

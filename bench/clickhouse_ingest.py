@@ -175,7 +175,11 @@ class RoundRobin(httpx.AsyncBaseTransport):
         self.ports = ports
         self.sent = [0] * len(ports)
         self._turn = itertools.cycle(range(len(ports)))
-        self._transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64))
+        # Idle connections are dropped well before uvicorn's keep-alive timeout (5 s), so no
+        # request goes out on a connection the receiver is closing at that moment.
+        self._transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=64, keepalive_expiry=1.0)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         receiver = next(self._turn)
@@ -257,13 +261,14 @@ async def _receivers_run(
     overrides = {"WAREHOUSE_URL": str(settings.WAREHOUSE_URL)}
     signed = [(b, signer.headers(b)) for b in map(frame, batches)]
     async with contextlib.AsyncExitStack() as stack:
-        pids, ports = [], []
+        pids, ports, services = [], [], []
         for n in range(receivers):
             own = settings.model_copy(update={"INGEST_PORT": free_port()})
             _, service = await stack.enter_async_context(
                 _service(own, workdir, overrides, f"receiver-{n}.log")
             )
             pids.append(service.pid)
+            services.append(service)
             ports.append(own.INGEST_PORT)
         balancer = RoundRobin(ports)
         async with httpx.AsyncClient(
@@ -271,7 +276,14 @@ async def _receivers_run(
         ) as client:
             meters = Meters(pids, clickhouse_pid, postmaster)
             before = meters.read()
-            elapsed, latencies = await _post_all(client, path, signed, SENDERS, None)
+            try:
+                elapsed, latencies = await _post_all(client, path, signed, SENDERS, None)
+            except httpx.TransportError as exc:
+                ended = [f"receiver {n}: {s.poll()}" for n, s in enumerate(services)]
+                raise RuntimeError(
+                    f"a request to a receiver failed ({exc!r}); exit status of each "
+                    f"(None: running): {', '.join(ended)}; logs: receiver-N.log in {workdir}"
+                ) from exc
             after = meters.read()
     events = len(batches) * BATCH_SIZE
     return ReceiversRun(

@@ -55,7 +55,10 @@ async def main() -> None:
     args = parser.parse_args()
     only = set(args.only or CASES)
     if "clickhouse" in only and not args.clickhouse_url:
-        parser.error("the clickhouse case needs --clickhouse-url (scripts/bench starts a server)")
+        parser.error(
+            "the clickhouse case needs --clickhouse-url: scripts/bench passes the server it "
+            "starts, and did not (see why above); --only names the other cases"
+        )
     quick = args.quick
     out = Console()
     sections: list[tuple[str, Rows]] = []

@@ -35,6 +35,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.console import indexes_built_after
 from bench.events import make_batches
 from bench.ingest import ADMIN_TOKEN, SECRET_KEY, _copy_limit, _unique_records
 from shared import warehouse
@@ -149,22 +150,11 @@ async def _load(engine: AsyncEngine, schema: str, events: int) -> None:
     keeping them up to date row by row, and the same tables in the end), then autovacuum's
     end state: the visibility map set, statistics fresh."""
     tables = source_tables(schema).events
-    async with engine.begin() as connection:
-        for name, table in tables.items():
-            for index in table.indexes:
-                await connection.exec_driver_sql(f"DROP INDEX {schema}.{index.name}")
-            await connection.exec_driver_sql(
-                f"ALTER TABLE {schema}.{name} DROP CONSTRAINT {name}_pkey"
-            )
-    for name, share in SHARES.items():
-        rows = max(1, round(events * share))
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql(_fill_sql(schema, name, rows))
-    async with engine.begin() as connection:
-        for name, table in tables.items():
-            await connection.exec_driver_sql(f"ALTER TABLE {schema}.{name} ADD PRIMARY KEY (id)")
-            for index in table.indexes:
-                await connection.run_sync(index.create)
+    async with indexes_built_after(engine, schema):
+        for name, share in SHARES.items():
+            rows = max(1, round(events * share))
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql(_fill_sql(schema, name, rows))
     async with engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
         for name in tables:

@@ -13,10 +13,11 @@ PostgreSQL, as autovacuum would do for an append-only table) before measuring.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -62,24 +63,96 @@ def _shares(events: int) -> dict[str, int]:
     return counts
 
 
-def _fill_sql(dialect: str, table: str, event: str, count: int, offset: int) -> str:
+@dataclass(frozen=True)
+class Fill:
+    """One event table's generated events: numbers `first` to `first + count - 1` (`g`),
+    consecutive across the tables so every id is unique."""
+
+    table: str
+    event: str
+    first: int
+    count: int
+
+
+def fills(events: int) -> list[Fill]:
+    kinds = {table: event for event, (table, _) in EVENT_TYPES.items()}
+    made, first = [], 1
+    for table, count in _shares(events).items():
+        made.append(Fill(table, kinds[table], first, count))
+        first += count
+    return made
+
+
+def fill_sql(
+    dialect: str,
+    fill: Fill,
+    *,
+    schema: str,
+    anchor: int,
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """The statement writing `fill`'s events, in `dialect` (postgresql, sqlite, or clickhouse,
+    where the same events go into a source database of ClickHouse's warehouse). Times count
+    back from `anchor` (seconds since the epoch), the same in every dialect. `extra`: more
+    columns, as expressions over the event's number `g` in that dialect."""
     spread = int(SPREAD.total_seconds())
+    extra = extra or {}
+    table, event, last = fill.table, fill.event, fill.first + fill.count - 1
+    names = "".join(f", {name}" for name in extra)
+    values = "".join(f", {expression}" for expression in extra.values())
     if dialect == "postgresql":
+        at = f"to_timestamp({anchor})"
         return (
-            f"INSERT INTO {SCHEMA}.{table} (id, event, timestamp, custom_args, raw, received_at) "
-            f"SELECT 'e' || g, '{event}', now() - (g % {spread}) * interval '1 second', "
+            f"INSERT INTO {schema}.{table} "
+            f"(id, event, timestamp, custom_args, raw, received_at{names}) "
+            f"SELECT 'e' || g, '{event}', {at} - (g % {spread}) * interval '1 second', "
             "'{}'::jsonb, '{}'::jsonb, "
-            f"now() - ((g::bigint * 7919) % {spread}) * interval '1 second' "
-            f"FROM generate_series({offset + 1}, {offset + count}) AS g"
+            f"{at} - ((g::bigint * 7919) % {spread}) * interval '1 second'{values} "
+            f"FROM generate_series({fill.first}, {last}) AS g"
         )
-    stamp = "strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || ((n * 7919) % {s}) || ' seconds')"
+    if dialect == "clickhouse":
+        # The SQL tables' `origin` default is written out: ClickHouse's tables have none.
+        return (
+            f"INSERT INTO `{schema}`.`{table}` "
+            f"(id, event, timestamp, custom_args, raw, received_at, origin{names}) "
+            f"SELECT concat('e', toString(g)), '{event}', toDateTime({anchor} - g % {spread}), "
+            "'{}', '{}', "
+            f"toDateTime({anchor} - (g * 7919) % {spread}), 'webhook'{values} "
+            f"FROM (SELECT number + {fill.first} AS g FROM system.numbers LIMIT {fill.count})"
+        )
+    stamp = f"strftime('%Y-%m-%d %H:%M:%f', {anchor}, 'unixepoch', '-' || ({{n}}) || ' seconds')"
     return (
-        f"WITH RECURSIVE g(n) AS (SELECT {offset + 1} UNION ALL SELECT n + 1 FROM g "
-        f"WHERE n < {offset + count}) "
-        f"INSERT INTO {SCHEMA}.{table} (id, event, timestamp, custom_args, raw, received_at) "
-        f"SELECT 'e' || n, '{event}', {stamp.format(s=spread)}, '{{}}', '{{}}', "
-        f"{stamp.format(s=spread)} FROM g"
+        f"WITH RECURSIVE g(n) AS (SELECT {fill.first} UNION ALL SELECT n + 1 FROM g "
+        f"WHERE n < {last}) "
+        f"INSERT INTO {schema}.{table} "
+        f"(id, event, timestamp, custom_args, raw, received_at{names}) "
+        f"SELECT 'e' || n, '{event}', {stamp.format(n=f'n % {spread}')}, '{{}}', '{{}}', "
+        f"{stamp.format(n=f'(n * 7919) % {spread}')}{values} FROM g"
     )
+
+
+@contextlib.asynccontextmanager
+async def indexes_built_after(engine: AsyncEngine, schema: str) -> AsyncIterator[None]:
+    """On PostgreSQL, the event tables' primary keys and indexes dropped while the body fills
+    them, then built over the rows: four times faster here than keeping them up to date row
+    by row, and the same tables in the end. Elsewhere, the body alone."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    tables = source_tables(schema).events
+    async with engine.begin() as connection:
+        for name, table in tables.items():
+            for index in table.indexes:
+                await connection.exec_driver_sql(f"DROP INDEX {schema}.{index.name}")
+            await connection.exec_driver_sql(
+                f"ALTER TABLE {schema}.{name} DROP CONSTRAINT {name}_pkey"
+            )
+    yield
+    async with engine.begin() as connection:
+        for name, table in tables.items():
+            await connection.exec_driver_sql(f"ALTER TABLE {schema}.{name} ADD PRIMARY KEY (id)")
+            for index in table.indexes:
+                await connection.run_sync(index.create)
 
 
 async def _median(call: Callable[[], Awaitable[Any]]) -> float:
@@ -92,16 +165,27 @@ async def _median(call: Callable[[], Awaitable[Any]]) -> float:
     return statistics.median(times)
 
 
-async def _load(engine: AsyncEngine, events: int) -> str:
+async def load(
+    engine: AsyncEngine,
+    events: int,
+    *,
+    schema: str = SCHEMA,
+    anchor: int | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """A registered source whose tables hold `events` generated events (see the module's
+    docstring; `anchor` and `extra` as `fill_sql` takes them; `anchor` defaults to now);
+    its id."""
     source_id = str(uuid.uuid4())
     now = utcnow()
+    anchor = int(now.timestamp()) if anchor is None else anchor
     async with engine.begin() as connection:
-        await create_source_schema(connection, SCHEMA)
+        await create_source_schema(connection, schema)
         await connection.execute(
             sources.insert().values(
                 id=source_id,
-                name="Bench console",
-                schema_name=SCHEMA,
+                name=f"Bench {schema}",
+                schema_name=schema,
                 region="global",
                 api_key_encrypted="-",
                 api_key_fingerprint="-",
@@ -114,22 +198,20 @@ async def _load(engine: AsyncEngine, events: int) -> str:
         )
         await connection.execute(webhook_stats.insert().values(source_id=source_id))
     dialect = engine.dialect.name
-    offset = 0
-    kinds = {table: event for event, (table, _) in EVENT_TYPES.items()}
-    for table, count in _shares(events).items():
-        async with engine.begin() as connection:
-            await connection.execute(
-                sa.text(_fill_sql(dialect, table, kinds[table], count, offset))
-            )
-        offset += count
+    async with indexes_built_after(engine, schema):
+        for fill in fills(events):
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.text(fill_sql(dialect, fill, schema=schema, anchor=anchor, extra=extra))
+                )
     if dialect == "postgresql":
         async with engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            for table in source_tables(SCHEMA).events:
-                await autocommit.execute(sa.text(f"VACUUM ANALYZE {SCHEMA}.{table}"))
+            for table in source_tables(schema).events:
+                await autocommit.execute(sa.text(f"VACUUM ANALYZE {schema}.{table}"))
     else:
         async with engine.begin() as connection:
-            await connection.execute(sa.text(f"ANALYZE {SCHEMA}"))
+            await connection.execute(sa.text(f"ANALYZE {schema}"))
     return source_id
 
 
@@ -138,7 +220,7 @@ async def run(database_url: str, *, events: int) -> Figures:
     engine = create_engine(database_url)
     try:
         started = time.perf_counter()
-        source_id = await _load(engine, events)
+        source_id = await load(engine, events)
         load_s = time.perf_counter() - started
         source = await SourceRows(engine).get(source_id)
         tables = source_tables(SCHEMA).events

@@ -1,7 +1,8 @@
 """`scripts/bench`: run the benchmarks, print a table, write bench/results.md.
 
-python -m bench.run --postgres-url postgresql+asyncpg://… [--quick]
-    [--only ingest|sync|soak|console|completeness|backfill] [--console-events N]
+python -m bench.run --postgres-url postgresql+asyncpg://… [--clickhouse-url clickhouse://…]
+    [--quick] [--only ingest|sync|soak|console|completeness|backfill|clickhouse]
+    [--console-events N]
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import backfill, completeness, console, ingest, soak, sync
+from bench import backfill, clickhouse_ingest, completeness, console, funnel, ingest, soak, sync
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 CONSOLE_EVENTS = {"postgres": 10_000_000, "sqlite": 1_000_000}
+CASES = ["ingest", "sync", "soak", "console", "completeness", "backfill", "clickhouse"]
 
 
 def machine() -> str:
@@ -40,17 +42,23 @@ Rows = list[tuple[str, str, str]]
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--postgres-url", required=True)
+    parser.add_argument("--clickhouse-url", help="a ClickHouse server (the clickhouse case)")
     parser.add_argument("--quick", action="store_true", help="about three minutes in all")
     parser.add_argument(
         "--only",
-        choices=["ingest", "sync", "soak", "console", "completeness", "backfill"],
+        choices=CASES,
         action="append",
     )
     parser.add_argument(
         "--console-events", type=int, help="stored events of the console case (default 10M)"
     )
     args = parser.parse_args()
-    only = set(args.only or ["ingest", "sync", "soak", "console", "completeness", "backfill"])
+    only = set(args.only or CASES)
+    if "clickhouse" in only and not args.clickhouse_url:
+        parser.error(
+            "the clickhouse case needs --clickhouse-url: scripts/bench passes the server it "
+            "starts, and did not (see why above); --only names the other cases"
+        )
     quick = args.quick
     out = Console()
     sections: list[tuple[str, Rows]] = []
@@ -127,6 +135,26 @@ async def main() -> None:
             out.print(f"[bold]Backfill, PostgreSQL[/]: {messages:,} messages from Email Logs …")
             found_b = await backfill.run(url, Path(workdir), messages=messages)
             sections.append(("Backfill from Email Logs, PostgreSQL", backfill.summary(found_b)))
+    if "clickhouse" in only:
+        with tempfile.TemporaryDirectory() as workdir:
+            url = await database("postgres", "bench_clickhouse", workdir)
+            batches = 40 if quick else 200
+            out.print(f"[bold]Ingest, ClickHouse[/]: {batches} batches of 1,000 events …")
+            found_ch = await clickhouse_ingest.run(
+                url,
+                args.clickhouse_url,
+                Path(workdir),
+                batches=batches,
+                receiver_batches=30 if quick else 100,
+                rounds=1 if quick else 2,
+            )
+            sections.append(("Ingest, ClickHouse", clickhouse_ingest.summary(found_ch)))
+        events = 1_000_000 if quick else 10_000_000
+        with tempfile.TemporaryDirectory() as workdir:
+            url = await database("postgres", "bench_funnel", workdir)
+            out.print(f"[bold]Funnel, ClickHouse and PostgreSQL[/]: {events:,} stored events …")
+            found_f = await funnel.run(url, args.clickhouse_url, events=events)
+            sections.append(("Funnel, ClickHouse against PostgreSQL", funnel.summary(found_f)))
     _report(out, sections, quick)
 
 

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from clickhouse_driver.errors import ServerException
 
 from shared.clickhouse import ClickHouse
-from shared.clickhouse_tables import base_type, quoted, source_database_ddl
+from shared.clickhouse_object_tables import source_warehouse_ddl
+from shared.clickhouse_tables import base_type, quoted
 from shared.event_parsing import ParsedBatch, RejectedRow
 from shared.event_records import ID_AT, ORIGIN_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, load_json
@@ -93,12 +94,13 @@ class ClickHouseEventRows:
         self._lock = asyncio.Lock()
 
     async def ensure_source(self, schema: str) -> None:
-        """Create the source's database, tables and view unless this process did already."""
+        """Create the source's database, tables (the sync's object tables too) and view
+        unless this process did already."""
         if schema in self._ready:
             return
         async with self._lock:
             if schema not in self._ready:
-                for statement in source_database_ddl(schema):
+                for statement in source_warehouse_ddl(schema):
                     await self.clickhouse.execute(statement)
                 self._ready.add(schema)
 

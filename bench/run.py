@@ -1,6 +1,7 @@
 """`scripts/bench`: run the benchmarks, print a table, write bench/results.md.
 
 python -m bench.run --postgres-url postgresql+asyncpg://… [--quick]
+    [--clickhouse-url clickhouse://…]
     [--only ingest|sync|soak|console|completeness|backfill] [--console-events N]
 """
 
@@ -49,6 +50,9 @@ async def main() -> None:
     parser.add_argument(
         "--console-events", type=int, help="stored events of the console case (default 10M)"
     )
+    parser.add_argument(
+        "--clickhouse-url", help="clickhouse://host:port/db of a throwaway server (its cases)"
+    )
     args = parser.parse_args()
     only = set(args.only or ["ingest", "sync", "soak", "console", "completeness", "backfill"])
     quick = args.quick
@@ -90,6 +94,15 @@ async def main() -> None:
                 out.print(f"[bold]Sync, {label}[/]: {contacts:,} contacts …")
                 sync_figures = await sync.run(url, Path(workdir), contacts=contacts)
                 sections.append((f"Sync, {label}", sync.summary(sync_figures)))
+        if args.clickhouse_url:
+            contacts = 20_000 if quick else 1_000_000
+            with tempfile.TemporaryDirectory() as workdir:
+                url = await database("postgres", "bench_sync_clickhouse", workdir)
+                out.print(f"[bold]Sync, ClickHouse[/]: {contacts:,} contacts …")
+                ch_figures = await sync.run_clickhouse(
+                    url, args.clickhouse_url, Path(workdir), contacts=contacts
+                )
+                sections.append(("Sync, ClickHouse", sync.summary_clickhouse(ch_figures)))
     if "soak" in only:
         seconds = 30 if quick else 180
         with tempfile.TemporaryDirectory() as workdir:

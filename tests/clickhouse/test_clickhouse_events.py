@@ -89,6 +89,11 @@ async def test_every_event_column_has_its_clickhouse_type(
         [
             *((n, "ReplacingMergeTree", "id", "toYYYYMM(timestamp)") for n in tables.events),
             ("activity", "View", "", ""),
+            # The sync's object tables are made with them (test_clickhouse_objects.py).
+            *(
+                (n, "ReplacingMergeTree", ", ".join(c.name for c in t.primary_key.columns), "")
+                for n, t in tables.objects.items()
+            ),
         ]
     )
     # The view has every column of every table, once.

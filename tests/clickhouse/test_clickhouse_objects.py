@@ -23,13 +23,16 @@ import pytest
 import sqlalchemy as sa
 
 from shared.clickhouse import ClickHouse
+from shared.clickhouse_tables import column_type
 from shared.db import create_engine
 from shared.json_codec import canonical_json, load_json
 from shared.registry import SourceRegistry
 from shared.schemas import SourceCreate
 from shared.settings import Settings
+from shared.source_names import schema_for
 from shared.source_rows import Source
 from shared.tables import source_tables
+from sync_service.clickhouse_objects import ClickHouseObjects
 from sync_service.client import RetryPolicy
 from sync_service.contacts_export import ExportPolicy
 from sync_service.ledger import CollectionResult
@@ -43,7 +46,7 @@ from tests.fake_sendgrid.state import generated_account
 from tests.sync.fakes import FakeTime
 
 # The control database is PostgreSQL: the SQL warehouse compared is the production one.
-pytestmark = [pytest.mark.parametrize("backend", ["postgres"])]
+ON_POSTGRES = pytest.mark.parametrize("backend", ["postgres"])
 
 CONTACTS = 3000
 # What every kind of collection holds (generated_account's shapes; see its docstring).
@@ -238,6 +241,7 @@ async def warehouses(
                 await deps.engine.dispose()
 
 
+@ON_POSTGRES
 async def test_a_sync_stores_in_clickhouse_what_it_stores_on_sql(
     warehouses: Warehouses, account: FakeAccount
 ) -> None:
@@ -284,3 +288,34 @@ async def test_a_sync_stores_in_clickhouse_what_it_stores_on_sql(
     await warehouses.compare()
     for name in warehouses.tables:
         assert await warehouses.raw_rows(name) == rows_before[name], name
+
+
+async def test_every_object_table_has_its_columns_and_its_version(
+    current_engine: _CurrentEngine, clickhouse_url: str, clickhouse: ClickHouse, source_name: str
+) -> None:
+    """Made by a sync's first write: the columns of `shared.object_tables` typed as the event
+    tables are, `version` last, the latest version kept per primary key."""
+    objects = ClickHouseObjects(on_both(current_engine)(clickhouse_url))
+    schema = schema_for(source_name)
+    try:
+        await objects.ensure_source(schema)
+    finally:
+        await objects.close()
+    for name, table in source_tables(schema).objects.items():
+        described = await clickhouse.execute(f"DESCRIBE TABLE `{schema}`.`{name}`")
+        assert [(column, kind) for column, kind, *_ in described] == [
+            *((c.name, column_type(c)) for c in table.columns),
+            ("version", "UInt64"),
+        ], name
+        ((engine, key),) = await clickhouse.execute(
+            "SELECT engine_full, sorting_key FROM system.tables "
+            "WHERE database = %(db)s AND name = %(name)s",
+            {"db": schema, "name": name},
+        )
+        assert engine.startswith("ReplacingMergeTree(version)"), engine
+        assert key == ", ".join(c.name for c in table.primary_key.columns)
+    stats = dict(
+        (column, kind)
+        for column, kind, *_ in await clickhouse.execute(f"DESCRIBE TABLE `{schema}`.stats_daily")
+    )
+    assert stats["date"] == "Date"

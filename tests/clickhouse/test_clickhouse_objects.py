@@ -32,7 +32,7 @@ from shared.settings import Settings
 from shared.source_names import schema_for
 from shared.source_rows import Source
 from shared.tables import source_tables
-from sync_service.clickhouse_objects import ClickHouseObjects
+from sync_service.clickhouse_objects import ClickHouseObjects, VersionClock
 from sync_service.client import RetryPolicy
 from sync_service.contacts_export import ExportPolicy
 from sync_service.ledger import CollectionResult
@@ -319,3 +319,18 @@ async def test_every_object_table_has_its_columns_and_its_version(
         for column, kind, *_ in await clickhouse.execute(f"DESCRIBE TABLE `{schema}`.stats_daily")
     )
     assert stats["date"] == "Date"
+
+
+def test_versions_grow_even_when_the_clock_goes_back() -> None:
+    """A write's version is above the last one given and above every stored one, so an
+    older sync never wins, whatever the clock does."""
+    now = [5_000_000_000]  # nanoseconds
+    clock = VersionClock(lambda: now[0])
+    first = clock.next()
+    assert first == 5_000_000
+    now[0] = 1_000_000_000  # set back four seconds
+    assert clock.next() == first + 1
+    clock.at_least(9_000_000)  # a table holds a version written by a clock ahead of this one
+    assert clock.next() == 9_000_000
+    now[0] = 10_000_000_000
+    assert clock.next() == 10_000_000

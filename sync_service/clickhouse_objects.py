@@ -169,7 +169,6 @@ class ClickHouseListing:
         )
         self.objects.clock.at_least(int(newest) + 1)
         self._first = self.objects.clock.next()
-        self.objects.clock.at_least(self._first)  # its first write may take this version
         self._look_up = stored > 0
 
     async def write(self, page: Sequence[Row] | Records) -> int:

@@ -45,7 +45,7 @@ from bench.ingest import (
 )
 from shared.clickhouse import ClickHouseTarget
 from shared.clickhouse_event_rows import _converters
-from shared.clickhouse_tables import quoted, source_database_ddl
+from shared.clickhouse_tables import quoted, source_database_statements
 from shared.migrate import upgrade_control_schema
 from shared.settings import Settings, load_settings
 from shared.tables import source_tables
@@ -151,8 +151,8 @@ def _raw_inserts(
     driver = server = 0.0
     for _ in range(runs):
         client.execute(f"DROP DATABASE IF EXISTS {quoted(schema)}")
-        for statement in source_database_ddl(schema):
-            client.execute(statement)
+        for statement in source_database_statements(schema):  # one server
+            client.execute(statement.sql)
         cpu = time.process_time(), _tree_cpu(clickhouse_pid)
         started = time.perf_counter()
         for name, table_rows in rows.items():

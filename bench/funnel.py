@@ -26,7 +26,7 @@ from clickhouse_driver import Client
 
 from bench.console import fill_sql, fills, load
 from shared.clickhouse import ClickHouseTarget
-from shared.clickhouse_tables import quoted, source_database_ddl
+from shared.clickhouse_tables import quoted, source_database_statements
 from shared.db import create_engine
 from shared.migrate import upgrade_control_schema
 from shared.tables import source_tables
@@ -138,8 +138,8 @@ async def _load_clickhouse(client: Client, events: int, anchor: int) -> None:
     """The same events as on PostgreSQL, written by ClickHouse itself from the same
     generator, then each table merged to one part a month."""
     await asyncio.to_thread(client.execute, f"DROP DATABASE IF EXISTS {quoted(SCHEMA)}")
-    for statement in source_database_ddl(SCHEMA):
-        await asyncio.to_thread(client.execute, statement)
+    for statement in source_database_statements(SCHEMA):  # one server
+        await asyncio.to_thread(client.execute, statement.sql)
     extra = generated_columns("clickhouse", events)
     for fill in fills(events):
         sql = fill_sql("clickhouse", fill, schema=SCHEMA, anchor=anchor, extra=extra)

@@ -98,6 +98,15 @@ async def main() -> None:
                 out.print(f"[bold]Sync, {label}[/]: {contacts:,} contacts …")
                 sync_figures = await sync.run(url, Path(workdir), contacts=contacts)
                 sections.append((f"Sync, {label}", sync.summary(sync_figures)))
+        if args.clickhouse_url:
+            contacts = 20_000 if quick else 1_000_000
+            with tempfile.TemporaryDirectory() as workdir:
+                url = await database("postgres", "bench_sync_clickhouse", workdir)
+                out.print(f"[bold]Sync, ClickHouse[/]: {contacts:,} contacts …")
+                ch_figures = await sync.run_clickhouse(
+                    url, args.clickhouse_url, Path(workdir), contacts=contacts
+                )
+                sections.append(("Sync, ClickHouse", sync.summary_clickhouse(ch_figures)))
     if "soak" in only:
         seconds = 30 if quick else 180
         with tempfile.TemporaryDirectory() as workdir:

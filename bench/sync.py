@@ -45,10 +45,13 @@ from typing import Any
 import asyncpg
 import httpx
 import sqlalchemy as sa
+from clickhouse_driver import Client
 from sqlalchemy.engine import make_url
 
 from bench.ingest import ADMIN_TOKEN, SECRET_KEY, free_port, peak_rss_mb
 from shared import warehouse
+from shared.clickhouse import ClickHouseTarget
+from shared.clickhouse_object_tables import VERSION, object_table_statements
 from shared.db import create_engine, sqlite_schema_path
 from shared.migrate import upgrade_control_schema
 from shared.registry import SourceRegistry
@@ -57,6 +60,7 @@ from shared.settings import Settings, load_settings
 from shared.tables import source_tables
 from sync_service.contact_records import ContactRecords
 from sync_service.export_files import iterate_csv_value_batches
+from sync_service.listing_writer import BATCH_SIZE
 from sync_service.object_records import Records, with_content_hash
 from tests.fake_sendgrid.contacts import GeneratedContacts
 
@@ -221,13 +225,16 @@ class FakeSendGridProcess:
         self._log.close()
 
 
-def _settings(database_url: str, workdir: Path, api_url: str) -> Settings:
+def _settings(
+    database_url: str, workdir: Path, api_url: str, warehouse_url: str | None = None
+) -> Settings:
     return load_settings(
         DATABASE_URL=database_url,
         DATA_DIR=workdir,
         ADMIN_TOKEN=ADMIN_TOKEN,
         SECRET_KEY=SECRET_KEY,
         SENDGRID_API_URL=api_url,
+        WAREHOUSE_URL=warehouse_url,
     )
 
 
@@ -257,6 +264,8 @@ async def _sync(
         "SENDGRID_API_URL": settings.SENDGRID_API_URL or "",
         "LOG_LEVEL": "WARNING",
     }
+    if settings.WAREHOUSE_URL:
+        env["WAREHOUSE_URL"] = settings.WAREHOUSE_URL
     with (workdir / f"sync-{label}.log").open("w") as log:
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.sync", "--child", source, str(out),
@@ -456,6 +465,120 @@ async def run(database_url: str, workdir: Path, *, contacts: int) -> SyncFigures
         limit_spread=(limit_before, limit_after),
         overlap=OverlapFigures(first, sequential, alone),
     )
+
+
+# --- ClickHouse: the first sync against a raw INSERT of the same rows -------------------------
+
+
+@dataclass
+class ClickHouseSyncFigures:
+    contacts: int
+    first: SyncPass
+    stored: int  # live recipients in ClickHouse after the sync (read with FINAL)
+    limit_rows_per_s: float  # the mean of the two below
+    limit_spread: tuple[float, float]  # measured before and after the sync
+
+
+async def _insert_limit(clickhouse_url: str, database: str, contacts: int) -> float:
+    """The write path's ceiling in ClickHouse: the same rows, as the product builds them from
+    the same export files, INSERTed through the same driver (clickhouse-driver) into a fresh
+    `recipients` table made by the same statement, in blocks of a page (5,000 rows) with a
+    version each; the rows are built untimed, only the INSERTs are timed."""
+    table = source_tables(database).objects["recipients"]
+    client = Client(**_client_options(clickhouse_url))
+    client.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    for created in object_table_statements(table):  # one server: one statement
+        client.execute(created.sql)
+    names = ", ".join(f"`{name}`" for name in (*ContactRecords.columns, VERSION))
+    statement = f"INSERT INTO `{database}`.`recipients` ({names}) VALUES"
+    generated = GeneratedContacts(contacts)
+    synced_at = datetime.now(UTC)
+    rows = 0
+    elapsed = 0.0
+    for part in range(EXPORT_FILES):
+        async for batch in iterate_csv_value_batches(_gzip_chunks(generated, part)):
+            builder = ContactRecords(batch.header, FIELD_TYPES, synced_at)
+            records = builder.records(batch.records)
+            for start in range(0, len(records), BATCH_SIZE):
+                block = [(*record, rows + 1) for record in records[start : start + BATCH_SIZE]]
+                started = time.perf_counter()
+                client.execute(statement, block)
+                elapsed += time.perf_counter() - started
+                rows += len(block)
+    client.execute(f"DROP DATABASE `{database}`")
+    client.disconnect()
+    return rows / elapsed
+
+
+def _client_options(clickhouse_url: str) -> dict[str, Any]:
+    target = ClickHouseTarget.from_url(clickhouse_url)
+    return {
+        "host": target.host,
+        "port": target.port,
+        "database": target.database,
+        "user": target.user,
+        "password": target.password,
+    }
+
+
+def _stored_in_clickhouse(clickhouse_url: str, schema: str) -> int:
+    client = Client(**_client_options(clickhouse_url))
+    ((live,),) = client.execute(
+        f"SELECT count() FROM `{schema}`.`recipients` FINAL WHERE deleted_at IS NULL"
+    )
+    client.disconnect()
+    return int(live)
+
+
+async def run_clickhouse(
+    database_url: str, clickhouse_url: str, workdir: Path, *, contacts: int
+) -> ClickHouseSyncFigures:
+    """The first sync of `contacts` with WAREHOUSE_URL naming ClickHouse (the control tables
+    on `database_url`), against the raw INSERT measured before and after it."""
+    await asyncio.to_thread(upgrade_control_schema, database_url)
+    tag = uuid.uuid4().hex[:8]
+    name = f"bench sync ch {tag}"
+    fake = FakeSendGridProcess(contacts, workdir / "fake-clickhouse.log")
+    try:
+        await fake.wait_ready()
+        settings = _settings(database_url, workdir, fake.url, clickhouse_url)
+        schema = await _register(settings, name)
+        limit_before = await _insert_limit(clickhouse_url, f"bench_limit_{tag}_a", contacts)
+        first = await _sync(settings, workdir, name, "clickhouse")
+    finally:
+        fake.stop()
+    stored = await asyncio.to_thread(_stored_in_clickhouse, clickhouse_url, schema)
+    limit_after = await _insert_limit(clickhouse_url, f"bench_limit_{tag}_b", contacts)
+    return ClickHouseSyncFigures(
+        contacts=contacts,
+        first=first,
+        stored=stored,
+        limit_rows_per_s=(limit_before + limit_after) / 2,
+        limit_spread=(limit_before, limit_after),
+    )
+
+
+def summary_clickhouse(figures: ClickHouseSyncFigures) -> list[tuple[str, str, str]]:
+    f = figures
+    n = _count(f.contacts)
+    first = f.first.recipients_per_s
+    return [
+        (f"recipients written/s, first sync of {n} contacts into ClickHouse "
+         f"({EXPORT_FILES} gzip CSV files)",
+         f"{first:,.0f}", f"= {first / f.limit_rows_per_s:.0%} of raw INSERT"),
+        ("limit: raw INSERT (clickhouse-driver, 5,000-row blocks) of the same rows into a "
+         "fresh recipients table, rows/s",
+         f"{f.limit_rows_per_s:,.0f}",
+         f"mean of before the sync ({f.limit_spread[0]:,.0f}) and after it "
+         f"({f.limit_spread[1]:,.0f})"),
+        ("whole first sync into ClickHouse, every collection, s", f"{f.first.wall_seconds:.1f}",
+         f"export ready after {f.first.export_seconds:.1f} s"),
+        ("sync process CPU per recipient, µs", _per_row_us(f.first),
+         f"on CPU {_busy(f.first)} of the recipients phase"),
+        (f"peak RSS of the sync at {n} contacts, MB", f"{f.first.rss_mb:.0f}", ""),
+        ("recipients stored (FINAL, not deleted) / contacts", f"{f.stored:,} / {f.contacts:,}",
+         "equal" if f.stored == f.contacts == f.first.recipients else "MISMATCH"),
+    ]  # fmt: skip
 
 
 def _count(n: int) -> str:

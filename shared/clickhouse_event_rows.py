@@ -26,8 +26,9 @@ import sqlalchemy as sa
 from clickhouse_driver.errors import ServerException
 
 from shared.clickhouse import ClickHouse
+from shared.clickhouse_object_tables import source_warehouse_statements
 from shared.clickhouse_shards import run_statements
-from shared.clickhouse_tables import base_type, quoted, source_database_statements
+from shared.clickhouse_tables import base_type, quoted
 from shared.event_parsing import ParsedBatch, RejectedRow
 from shared.event_records import ID_AT, ORIGIN_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, load_json
@@ -98,13 +99,14 @@ class ClickHouseEventRows:
         self._lock = asyncio.Lock()
 
     async def ensure_source(self, schema: str) -> None:
-        """Create the source's database, tables and view unless this process did already."""
+        """Create the source's database, tables (the sync's object tables too) and view
+        unless this process did already."""
         if schema in self._ready:
             return
         async with self._lock:
             if schema not in self._ready:
                 cluster = self.clickhouse.target.cluster
-                await run_statements(self.clickhouse, source_database_statements(schema, cluster))
+                await run_statements(self.clickhouse, source_warehouse_statements(schema, cluster))
                 self._ready.add(schema)
 
     async def _stored(self, table: sa.Table, columns: str, ids: Sequence[str]) -> list[Any]:

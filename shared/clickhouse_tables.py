@@ -48,6 +48,8 @@ def base_type(column: sa.Column[Any]) -> str:
         return "Int64"
     if isinstance(kind, sa.DateTime):
         return "DateTime('UTC')"  # whole seconds; SendGrid's timestamps are whole seconds
+    if isinstance(kind, sa.Date):
+        return "Date"  # the days of `stats_daily`
     if isinstance(kind, sa.String | sa.Text):
         return "String"
     raise TypeError(f"no ClickHouse type for column {column.name!r} ({column.type!r})")

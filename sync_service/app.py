@@ -48,6 +48,7 @@ def create_app(settings: Settings, *, schedule: bool = True) -> FastAPI:
                 if deps.clickhouse is not None:
                     await deps.clickhouse.clickhouse.close()
                 await deps.counts.close()
+                await deps.objects.close()
 
     admin = APIRouter()
     admin.include_router(syncs_api.router)

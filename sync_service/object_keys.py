@@ -16,13 +16,28 @@ import sqlalchemy as sa
 Key = tuple[str, ...]
 
 
+def key_names(table: sa.Table) -> tuple[str, ...]:
+    """The names of `table`'s primary key columns, in order."""
+    names = tuple(column.name for column in table.primary_key.columns)
+    if not names:
+        raise ValueError(f"{table.name} has no primary key")
+    return names
+
+
+def key_reader(names: Sequence[str], columns: Sequence[str]) -> Callable[[tuple[Any, ...]], Key]:
+    """A function giving the key (columns `names`) of a record laid out as `columns`."""
+    positions = [columns.index(name) for name in names]
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda values: (str(values[only]),)
+    return lambda values: tuple(str(values[at]) for at in positions)
+
+
 class ObjectKey:
     """The primary key of `table`, for statements written for `dialect`."""
 
     def __init__(self, table: sa.Table, dialect: sa.Dialect) -> None:
-        self.names: tuple[str, ...] = tuple(column.name for column in table.primary_key.columns)
-        if not self.names:
-            raise ValueError(f"{table.name} has no primary key")
+        self.names = key_names(table)
         self.postgres = dialect.name == "postgresql"
         quote = dialect.identifier_preparer.quote
         self.quoted = tuple(quote(name) for name in self.names)
@@ -36,11 +51,7 @@ class ObjectKey:
 
     def reader(self, columns: Sequence[str]) -> Callable[[tuple[Any, ...]], Key]:
         """A function giving the key of a record laid out as `columns`."""
-        positions = [columns.index(name) for name in self.names]
-        if len(positions) == 1:
-            (only,) = positions
-            return lambda values: (str(values[only]),)
-        return lambda values: tuple(str(values[at]) for at in positions)
+        return key_reader(self.names, columns)
 
     def join_on_json(self) -> str:
         """`JOIN <keys> ON <match>` against the keys bound as one parameter, a JSON array of

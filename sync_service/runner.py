@@ -50,7 +50,7 @@ from sync_service.ledger import (
     overall_status,
     record_collection,
 )
-from sync_service.listing_writer import ListingWriter, copy_connection
+from sync_service.object_store import ObjectStore, object_store
 from sync_service.run_claims import RunClaim
 
 log = logging.getLogger("sendgrid_source.sync")
@@ -81,6 +81,8 @@ class SyncDependencies:
     clickhouse: ClickHouseEventRows | None = field(init=False, repr=False)
     # The event tables' counts (the reconciliation's), from the same warehouse.
     counts: EventCounts = field(init=False, repr=False)
+    # The object tables' warehouse: the control database's schemas or ClickHouse.
+    objects: ObjectStore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         url = self.settings.clickhouse_url
@@ -89,6 +91,7 @@ class SyncDependencies:
         self.secrets = SourceSecrets(self.settings.secret_key)
         self.webhook_check = WebhookCheck(self.engine, self.settings, self.http, self.secrets)
         self.counts = event_counts(self.settings, self.engine)
+        self.objects = object_store(self.settings, self.engine)
         self.reconciliation = Reconciliation(
             self.engine, self.settings, self.http, self.secrets, self.counts
         )
@@ -164,14 +167,7 @@ async def _stored_objects(
 ) -> dict[str, Any]:
     if not reader.uses_stored:
         return {}
-    key = next(iter(table.primary_key.columns))
-    async with deps.engine.connect() as connection:
-        rows = await connection.execute(
-            sa.select(key, table.c.raw).where(
-                table.c.api == reader.api, table.c.deleted_at.is_(None)
-            )
-        )
-        return {str(row[0]): row[1] for row in rows}
+    return await deps.objects.stored_raw(table, reader.api)
 
 
 async def _read_context(
@@ -211,11 +207,9 @@ async def sync_collection(
     started = context.synced_at
     result = CollectionResult(reader.table, reader.api, "succeeded", started_at=started)
     try:
-        async with (
-            deps.engine.connect() as connection,
-            copy_connection(deps.engine) as copier,
-            ListingWriter(connection, table, started, copier) as listing,
-        ):
+        async with deps.objects.listing(table, started) as listing:
+            # Each page returns once its objects are stored (in ClickHouse: acknowledged);
+            # the cursor and the ledger on DATABASE_URL come after the pages.
             async for page in read_ahead(reader.read(client, context)):
                 result.rows_upserted += await listing.write(page)
                 progress(reader.table, result.rows_upserted, False)

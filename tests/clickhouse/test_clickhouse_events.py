@@ -87,14 +87,18 @@ async def test_every_event_column_has_its_clickhouse_type(
         "WHERE database = %(db)s ORDER BY name",
         {"db": schema},
     )
-    replacing = ("ReplacingMergeTree", "id", "toYYYYMM(timestamp)")
+    # Each table's own engine and keys; the sync's object tables are made with the event
+    # tables (test_clickhouse_objects.py).
+    own = {n: ("ReplacingMergeTree", "id", "toYYYYMM(timestamp)") for n in tables.events}
+    for n, t in tables.objects.items():
+        own[n] = ("ReplacingMergeTree", ", ".join(c.name for c in t.primary_key.columns), "")
     if clickhouse.target.cluster is None:
-        expected = [(n, *replacing) for n in tables.events]
+        expected = [(n, *engine) for n, engine in own.items()]
     else:
         # The product's names are Distributed tables over each shard's local table (this
         # server is a shard too).
-        expected = [(n, "Distributed", "", "") for n in tables.events]
-        expected += [(local_name(n), *replacing) for n in tables.events]
+        expected = [(n, "Distributed", "", "") for n in own]
+        expected += [(local_name(n), *engine) for n, engine in own.items()]
     assert sorted(engines) == sorted([*expected, ("activity", "View", "", "")])
     # The view has every column of every table, once.
     every = {c.name for t in tables.events.values() for c in t.columns}

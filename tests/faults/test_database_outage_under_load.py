@@ -169,7 +169,8 @@ async def test_eight_senders_through_an_outage_store_every_event_exactly_once(
         f"warehouse cut for {figures['outage_seconds']:.1f} s "
         f"after {figures['accepted_before_cut']} batches were accepted; "
         f"{len(answered_during_cut)} answers during the cut, all 503 + Retry-After: 30; "
-        f"{log.count(lambda a: a.status == 503)} 503s in all; {log.resends()} resends; "
+        f"{log.count(lambda a: a.status == 503)} 503s in all ({sorted(map(str, messages))[0]}); "
+        f"{log.resends()} resends; "
         f"{len(stored)} events stored ({held.raw_rows} rows before any merge); reported stored "
         f"{sum(a['stored'] for a in answers)} + duplicates {sum(a['duplicates'] for a in answers)}"
     )

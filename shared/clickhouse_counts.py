@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_driver.errors import ServerException
+from clickhouse_driver.util.escape import escape_param
 
 from shared.clickhouse import ClickHouse
 from shared.clickhouse_tables import quoted
@@ -33,8 +34,10 @@ _UNKNOWN_TABLE, _UNKNOWN_DATABASE = 60, 81
 
 
 def _text(value: str) -> str:
-    """A string literal; the values are the product's own names and SendGrid's reasons."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A string literal, escaped by the driver (the values are the product's own names and
+    SendGrid's reasons; the statements are built before their parameters are substituted)."""
+    literal: str = escape_param(value, {})
+    return literal
 
 
 def _seconds(moment: datetime) -> int:

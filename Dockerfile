@@ -4,7 +4,8 @@
 #   docker run IMAGE migrate       upgrade the control schema and every source schema
 #   docker run -p 8000:8000 -p 8001:8001 -v sendgrid-source:/data IMAGE up
 #                                  everything in one container, on SQLite in the volume
-# docker-compose.yml runs them against PostgreSQL.
+# docker-compose.yml runs them against PostgreSQL (profile postgres), or with the events in
+# ClickHouse behind two ingest replicas and a load balancer (profile clickhouse).
 
 FROM python:3.12-slim AS build
 WORKDIR /src

@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 # How long a source's token and key are trusted from memory: rotating a key or removing a
 # source takes effect within this time, without a database read on every request.
 _SOURCE_CACHE_SECONDS = 5.0
+# A signature the cached key refuses makes the source be read again, at most this often: the
+# key may have been set through another receiver (whose own cache it cleared) a moment ago.
+_RELOAD_ON_REFUSAL_SECONDS = 1.0
 # A request waits at most this long for its commit before answering 503.
 _COMMIT_TIMEOUT_SECONDS = 30.0
 
@@ -81,6 +84,16 @@ class WebhookTargets:
         )
         self._cache[source_id] = target
         return target
+
+    async def reload(self, stale: WebhookTarget) -> WebhookTarget | None:
+        """The source read again after `stale` refused a request, unless `stale` was read
+        less than _RELOAD_ON_REFUSAL_SECONDS ago (a stream of forged requests then costs one
+        read a second); None when it was, or the source is gone."""
+        if time.monotonic() - stale.loaded_at < _RELOAD_ON_REFUSAL_SECONDS:
+            return None
+        if self._cache.get(stale.source_id) is stale:
+            del self._cache[stale.source_id]
+        return await self.get(stale.source_id)
 
     def forget(self, source_id: str) -> None:
         """Read the source again on its next request (its verification key changed)."""
@@ -151,12 +164,13 @@ async def receive_events(source_id: str, token: str, request: Request) -> Webhoo
             retry_after=settings.INGEST_OVERLOAD_RETRY_AFTER,
         )
     with admission.admit():
-        return await _receive(request, target, settings, writer, parsers)
+        return await _receive(request, target, targets, settings, writer, parsers)
 
 
 async def _receive(
     request: Request,
     target: WebhookTarget,
+    targets: WebhookTargets,
     settings: Settings,
     writer: EventWriter,
     parsers: ParserPool,
@@ -165,18 +179,15 @@ async def _receive(
     body = decompress(
         await _read_body(request, limit), request.headers.get("content-encoding"), limit
     )
-    if target.key is not None:
-        tolerance = settings.WEBHOOK_TIMESTAMP_TOLERANCE
-        try:
-            verify_signature(
-                target.key,
-                body,
-                request.headers.get(SIGNATURE_HEADER),
-                request.headers.get(TIMESTAMP_HEADER),
-                tolerance_seconds=tolerance.total_seconds() if tolerance else None,
-            )
-        except SignatureError as exc:
-            raise Forbidden(f"signature check failed: {exc}") from None
+    try:
+        _verify(target, body, request, settings)
+    except Forbidden:
+        # Another receiver may have just stored a new key: check once against the stored one.
+        fresh = await targets.reload(target)
+        if fresh is None:
+            raise
+        target = fresh
+        _verify(target, body, request, settings)
     if is_test_batch(body):
         # A bytes search (µs): received and authenticated is the signal, not stored, since
         # a second test batch is all duplicates.
@@ -193,6 +204,23 @@ async def _receive(
     return WebhookAccepted(
         stored=result.stored, duplicates=result.duplicates, rejected=result.rejected
     )
+
+
+def _verify(target: WebhookTarget, body: bytes, request: Request, settings: Settings) -> None:
+    """The signature, when the source has a verification key; Forbidden saying why not."""
+    if target.key is None:
+        return
+    tolerance = settings.WEBHOOK_TIMESTAMP_TOLERANCE
+    try:
+        verify_signature(
+            target.key,
+            body,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(TIMESTAMP_HEADER),
+            tolerance_seconds=tolerance.total_seconds() if tolerance else None,
+        )
+    except SignatureError as exc:
+        raise Forbidden(f"signature check failed: {exc}") from None
 
 
 async def _note_test_batch(request: Request, source_id: str) -> None:

@@ -14,9 +14,11 @@ writes, table by table, is `shared.event_table_write`.
 
 With ClickHouse as the warehouse (`WAREHOUSE_URL`), a group's event rows are inserted there
 first, each table's insert acknowledged by ClickHouse, and then its `rejected` rows and
-`webhook_stats` are committed on DATABASE_URL; only then are the requests answered. If the
-commit fails after ClickHouse took the rows, the requests are answered 503 and SendGrid's
-resend finds them stored (counted as duplicates), so nothing is lost or doubled.
+`webhook_stats` are committed on DATABASE_URL; only then are the requests answered. The same
+transaction holds each table's turn (`shared.event_table_turns`), so receivers in other
+processes write a table one after another. If the commit fails after ClickHouse took the rows,
+the requests are answered 503 and SendGrid's resend finds them stored (counted as
+duplicates), so nothing is lost or doubled.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 import sqlalchemy as sa
+from clickhouse_driver.errors import Error as ClickHouseError
 from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ingest_service.write_paths import WritePaths
 from shared.clickhouse_event_rows import ClickHouseEventRows, refuse_unstorable
@@ -37,6 +40,7 @@ from shared.db_errors import lost_write_race
 from shared.event_inserts import insert_rejected
 from shared.event_parsing import ParsedBatch
 from shared.event_rows import SqlEventRows
+from shared.event_table_turns import take_table_turns
 from shared.event_table_write import Submission, WriteResult, stats_added, write_event_table
 from shared.events import EVENT_TABLES
 from shared.tables import source_tables, webhook_stats
@@ -199,11 +203,14 @@ class EventWriter:
                     "group commit failed; requests answered 503",
                     extra={"fields": {"error": type(exc).__name__, "requests": len(group)}},
                 )
+                failure = (
+                    exc
+                    if isinstance(exc, WriteFailed)
+                    else WriteFailed(f"the database write failed ({type(exc).__name__})")
+                )
                 for submission in group:
                     if not submission.future.done():
-                        submission.future.set_exception(
-                            WriteFailed(f"the database write failed ({type(exc).__name__})")
-                        )
+                        submission.future.set_exception(failure)
                 continue
             for submission in group:
                 if not submission.future.done():
@@ -236,21 +243,10 @@ class EventWriter:
         BATCH_REQUESTS.observe(len(group))
         BATCH_EVENTS.observe(sum(s.batch.event_count for s in group))
         now = datetime.now(UTC)
-        if self.clickhouse is not None:
-            # Acknowledged by ClickHouse before the commit below, which answers the requests.
-            for schema in sorted({s.schema for s in group}):
-                members = [s for s in group if s.schema == schema]
-                tables = source_tables(schema)
-                for table_name in sorted({t for s in members for t in s.batch.rows}):
-                    await write_event_table(
-                        self.clickhouse,
-                        tables.events[table_name],
-                        members,
-                        contended=contended,
-                        optimistic=False,  # ClickHouse refuses no id: always looked up
-                    )
         savepoints = 0
         async with self.engine.begin() as connection:
+            if self.clickhouse is not None:
+                await self._write_clickhouse(connection, group, contended=contended)
             # A fixed order of tables keeps concurrent writers from deadlocking.
             for schema in sorted({s.schema for s in group}):
                 members = [s for s in group if s.schema == schema]
@@ -282,3 +278,28 @@ class EventWriter:
                     .where(webhook_stats.c.source_id == source_id)
                     .values(stats_added(members))
                 )
+
+    async def _write_clickhouse(
+        self, connection: AsyncConnection, group: list[Submission], *, contended: bool
+    ) -> None:
+        """The group's event rows, each table's insert acknowledged by ClickHouse before the
+        caller's transaction commits and the requests are answered. Each table is written in
+        its turn among every receiver process (`shared.event_table_turns`), held until that
+        commit, so two receivers never both store, and count, one event."""
+        assert self.clickhouse is not None
+        written = sorted({(s.schema, t) for s in group for t in s.batch.rows})
+        await take_table_turns(connection, written)
+        try:
+            for schema, table_name in written:
+                await write_event_table(
+                    self.clickhouse,
+                    source_tables(schema).events[table_name],
+                    [s for s in group if s.schema == schema],
+                    contended=contended,
+                    optimistic=False,  # ClickHouse refuses no id: always looked up
+                )
+        except (ClickHouseError, OSError, EOFError) as exc:
+            # Said apart from the control database's failures: it is the warehouse to check.
+            raise WriteFailed(
+                f"the ClickHouse warehouse did not take them ({type(exc).__name__})"
+            ) from exc

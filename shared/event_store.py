@@ -9,8 +9,8 @@ do not move `webhook_stats`: those count what SendGrid's webhook delivered, and 
 check reads its last event time.
 
 With ClickHouse as the warehouse (`clickhouse`), the event rows are written there, each table
-acknowledged, before the transaction that keeps the `rejected` rows commits, as the group
-commit does (`ingest_service.writer`).
+acknowledged and in its turn among the writers, before the transaction that keeps the
+`rejected` rows commits, as the group commit does (`ingest_service.writer`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from shared.db_errors import lost_write_race
 from shared.event_inserts import insert_rejected
 from shared.event_parsing import RejectedRow, parse_body
 from shared.event_records import Origin
-from shared.event_rows import SqlEventRows
+from shared.event_rows import EventRows, SqlEventRows
+from shared.event_table_turns import take_table_turns
 from shared.event_table_write import Submission, WriteResult, write_event_table
 from shared.json_codec import canonical_json, dump_json
 from shared.tables import source_tables
@@ -74,19 +75,15 @@ async def store_events(
     for attempt in range(_RACE_RETRIES):
         submission.stored = submission.duplicates = 0
         try:
-            if clickhouse is not None:
+            async with engine.begin() as connection:
+                rows: EventRows = SqlEventRows(connection)
+                if clickhouse is not None:
+                    # Each table in its turn among the receivers (shared.event_table_turns).
+                    await take_table_turns(connection, [(schema, t) for t in batch.rows])
+                    rows = clickhouse
                 for table_name in sorted(batch.rows):
                     await write_event_table(
-                        clickhouse,
-                        tables.events[table_name],
-                        [submission],
-                        contended=True,
-                        optimistic=False,
-                    )
-            async with engine.begin() as connection:
-                for table_name in sorted(batch.rows) if clickhouse is None else ():
-                    await write_event_table(
-                        SqlEventRows(connection),
+                        rows,
                         tables.events[table_name],
                         [submission],
                         contended=True,

@@ -1,4 +1,4 @@
-"""A TCP proxy in front of PostgreSQL that a test can cut, to simulate a database outage."""
+"""A TCP proxy in front of PostgreSQL or ClickHouse that a test can cut, to simulate an outage."""
 
 from __future__ import annotations
 

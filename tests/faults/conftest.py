@@ -1,8 +1,12 @@
-"""Fixtures and helpers of the fault tests: real PostgreSQL, real processes, SendGrid-like senders.
+"""Fixtures and helpers of the fault tests: real PostgreSQL (and ClickHouse), real processes,
+SendGrid-like senders.
 
 Every fault test runs on PostgreSQL only: the faults (a cut TCP connection, a killed process
-holding a session) need a database server. Loops are bounded by attempt counts, and every
-test body by `asyncio.timeout`, so a regression fails the test instead of hanging CI.
+holding a session) need a database server. A test that asks for `warehouse` runs twice: with
+the event tables on PostgreSQL (`sql`), and in the ClickHouse server scripts/test starts
+(`clickhouse`, WAREHOUSE_URL), DATABASE_URL staying on PostgreSQL. Loops are bounded by
+attempt counts, and every test body by `asyncio.timeout`, so a regression fails the test
+instead of hanging CI.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +29,19 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
+from ingest_service.app import create_app as create_ingest_app
+from shared.clickhouse import ClickHouse, ClickHouseTarget
+from shared.clickhouse_tables import quoted
+from shared.db import create_engine
+from shared.events import EVENT_TABLES, EVENT_TYPES
+from shared.registry import SourceRegistry
+from shared.schemas import SourceCreate
 from shared.settings import Settings
+from tests.clickhouse.conftest import clickhouse_server_url
+from tests.tcp_proxy import OutageProxy
 from tests.webhook_helpers import Signer, body_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +51,62 @@ ROOT = Path(__file__).resolve().parents[2]
 def backend() -> str:
     # A database outage and a killed process's session only exist on a database server.
     return "postgres"
+
+
+@pytest.fixture(params=["sql", "clickhouse"])
+def warehouse(request: pytest.FixtureRequest) -> str:
+    """Where the event tables live: PostgreSQL itself, or ClickHouse (WAREHOUSE_URL)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def warehouse_settings(settings: Settings, warehouse: str) -> Settings:
+    """The test's settings with the event tables in `warehouse`."""
+    if warehouse == "sql":
+        return settings
+    return settings.model_copy(update={"WAREHOUSE_URL": clickhouse_server_url()})
+
+
+@dataclass
+class WarehouseOutage:
+    """The ingest app, in process, reaching its event warehouse through a proxy the test cuts:
+    PostgreSQL itself (`sql`), or ClickHouse while PostgreSQL stays up."""
+
+    app: FastAPI
+    proxy: OutageProxy
+    settings: Settings
+
+
+@pytest.fixture
+async def warehouse_outage(
+    warehouse_settings: Settings, warehouse: str
+) -> AsyncIterator[WarehouseOutage]:
+    settings = warehouse_settings
+    if warehouse == "sql":
+        url = make_url(settings.DATABASE_URL)
+        proxy = OutageProxy(url.host or "127.0.0.1", url.port or 5432)
+        await proxy.start()
+        proxied = settings.model_copy(
+            update={
+                "DATABASE_URL": url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+                    hide_password=False
+                )
+            }
+        )
+    else:
+        assert settings.clickhouse_url is not None
+        target = ClickHouseTarget.from_url(settings.clickhouse_url)
+        proxy = OutageProxy(target.host, target.port)
+        await proxy.start()
+        proxied = settings.model_copy(
+            update={"WAREHOUSE_URL": f"clickhouse://127.0.0.1:{proxy.port}/{target.database}"}
+        )
+    app = create_ingest_app(proxied)
+    try:
+        async with app.router.lifespan_context(app):
+            yield WarehouseOutage(app, proxy, settings)
+    finally:
+        await proxy.stop()
 
 
 # --- the database, read directly ------------------------------------------------------------
@@ -55,6 +128,51 @@ async def fetch(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]
 async def stored_event_ids(database_url: str, schema: str) -> list[str]:
     """Every event id stored in the source's event tables (a list: repeats would show)."""
     return [row["id"] for row in await fetch(database_url, f"SELECT id FROM {schema}.activity")]
+
+
+@dataclass
+class StoredEvents:
+    """What a source's event warehouse holds, as users see it and (ClickHouse) as rows."""
+
+    activity_ids: list[str]  # the `activity` view's ids: repeats would show
+    per_table: dict[str, int]  # rows per event table as users read it (FINAL on ClickHouse)
+    raw_per_table: dict[str, int]  # rows per table before any merge (= per_table on SQL)
+
+    @property
+    def raw_rows(self) -> int:
+        return sum(self.raw_per_table.values())
+
+
+async def stored_events(settings: Settings, schema: str) -> StoredEvents:
+    """Read from the warehouse `settings` name; every event table with at least one row."""
+    if settings.clickhouse_url is None:
+        ids = await stored_event_ids(settings.DATABASE_URL, schema)
+        per_table = {}
+        for table in EVENT_TABLES:
+            rows = await fetch(settings.DATABASE_URL, f"SELECT count(*) FROM {schema}.{table}")
+            if rows[0][0]:
+                per_table[table] = int(rows[0][0])
+        return StoredEvents(ids, per_table, dict(per_table))
+    clickhouse = ClickHouse(settings.clickhouse_url, size=1)
+    try:
+        db = quoted(schema)
+        ids = [row[0] for row in await clickhouse.execute(f"SELECT id FROM {db}.`activity`")]
+        final, raw = {}, {}
+        for table in EVENT_TABLES:
+            (count,) = (
+                await clickhouse.execute(f"SELECT count() FROM {db}.{quoted(table)} FINAL")
+            )[0]
+            (rows,) = (await clickhouse.execute(f"SELECT count() FROM {db}.{quoted(table)}"))[0]
+            if rows:
+                final[table], raw[table] = int(count), int(rows)
+        return StoredEvents(ids, final, raw)
+    finally:
+        await clickhouse.close()
+
+
+def expected_per_table(ids_by_event: dict[str, str]) -> dict[str, int]:
+    """Distinct ids per event table, from each id's `event` value."""
+    return dict(Counter(EVENT_TYPES[event][0] for event in ids_by_event.values()))
 
 
 # --- Event Webhook traffic --------------------------------------------------------------------
@@ -207,6 +325,53 @@ async def send_like_sendgrid(
             raise AssertionError(f"batch {batch.sender}/{batch.index} refused {max_attempts} times")
 
 
+def events_by_id(traffic: list[list[Batch]]) -> dict[str, str]:
+    """Each unique event id sent, with its `event` type."""
+    return {
+        str(event["sg_event_id"]): str(event["event"])
+        for own in traffic
+        for batch in own
+        for event in batch.events
+    }
+
+
+# --- a source, registered directly --------------------------------------------------------------
+
+
+def scopes_client() -> httpx.AsyncClient:
+    """Registration checks the key with SendGrid; answered here (as bench/ingest.py does)."""
+    return httpx.AsyncClient(
+        transport=httpx.MockTransport(
+            lambda _: httpx.Response(200, json={"scopes": ["marketing.read"]})
+        )
+    )
+
+
+def unique_source_name(prefix: str) -> str:
+    """A source name (and so a schema, and a ClickHouse database) no other test uses: the
+    ClickHouse server is one for the whole run."""
+    return f"{prefix} {uuid.uuid4().hex[:10]}"
+
+
+async def register(settings: Settings, signer: Signer, name: str) -> tuple[str, str, str]:
+    """The source's id, schema and webhook path (the database is migrated by the fixture)."""
+    engine = create_engine(settings.DATABASE_URL)
+    try:
+        async with scopes_client() as http:
+            registry = SourceRegistry(engine, settings, http)
+            source, _ = await registry.create(
+                SourceCreate(
+                    name=name,
+                    api_key="SG.faults.key",
+                    webhook_verification_key=signer.verification_key,
+                )
+            )
+            url = settings.webhook_url(source.id, registry.secrets.webhook_token(source))
+    finally:
+        await engine.dispose()
+    return source.id, source.schema_name, "/" + url.split("/", 3)[3]
+
+
 # --- processes ----------------------------------------------------------------------------------
 
 
@@ -225,6 +390,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "ADMIN_TOKEN": settings.admin_token,
         "SECRET_KEY": settings.secret_key,
         "LOG_LEVEL": "WARNING",
+        **({"WAREHOUSE_URL": settings.WAREHOUSE_URL} if settings.WAREHOUSE_URL else {}),
         **extra,
     }
 

@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.clickhouse import ClickHouse
+from shared.clickhouse_layout import local_name
 from shared.clickhouse_tables import column_type
 from shared.db import create_engine
 from shared.json_codec import canonical_json, load_json
@@ -199,12 +200,12 @@ async def warehouses(
     settings: Settings,
     account: FakeAccount,
     clickhouse_url: str,
-    current_engine: _CurrentEngine,
+    both_engines: _CurrentEngine,
     clickhouse: ClickHouse,
     source_name: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Warehouses]:
-    monkeypatch.setattr("sync_service.object_store.ClickHouse", on_both(current_engine))
+    monkeypatch.setattr("sync_service.object_store.ClickHouse", on_both(both_engines))
     fill(account)
     fake_time = FakeTime()
     # Every suppression list read completely every run, so removals are found at once.
@@ -291,11 +292,11 @@ async def test_a_sync_stores_in_clickhouse_what_it_stores_on_sql(
 
 
 async def test_every_object_table_has_its_columns_and_its_version(
-    current_engine: _CurrentEngine, clickhouse_url: str, clickhouse: ClickHouse, source_name: str
+    both_engines: _CurrentEngine, clickhouse_url: str, clickhouse: ClickHouse, source_name: str
 ) -> None:
     """Made by a sync's first write: the columns of `shared.object_tables` typed as the event
     tables are, `version` last, the latest version kept per primary key."""
-    objects = ClickHouseObjects(on_both(current_engine)(clickhouse_url))
+    objects = ClickHouseObjects(on_both(both_engines)(clickhouse_url))
     schema = schema_for(source_name)
     try:
         await objects.ensure_source(schema)
@@ -307,13 +308,26 @@ async def test_every_object_table_has_its_columns_and_its_version(
             *((c.name, column_type(c)) for c in table.columns),
             ("version", "UInt64"),
         ], name
+        keys = [c.name for c in table.primary_key.columns]
+        cluster = clickhouse.target.cluster
+        if cluster is not None:
+            # The product's name is a Distributed table sharded by the key, so every version
+            # of an object meets on one shard; the shard's own table is `<name>_local`.
+            ((engine,),) = await clickhouse.execute(
+                "SELECT engine_full FROM system.tables WHERE database = %(db)s AND name = %(n)s",
+                {"db": schema, "n": name},
+            )
+            assert engine == (
+                f"Distributed('{cluster}', '{schema}', '{local_name(name)}', "
+                f"sipHash64({', '.join(keys)}))"
+            ), engine
         ((engine, key),) = await clickhouse.execute(
             "SELECT engine_full, sorting_key FROM system.tables "
             "WHERE database = %(db)s AND name = %(name)s",
-            {"db": schema, "name": name},
+            {"db": schema, "name": name if cluster is None else local_name(name)},
         )
         assert engine.startswith("ReplacingMergeTree(version)"), engine
-        assert key == ", ".join(c.name for c in table.primary_key.columns)
+        assert key == ", ".join(keys)
     stats = dict(
         (column, kind)
         for column, kind, *_ in await clickhouse.execute(f"DESCRIBE TABLE `{schema}`.stats_daily")

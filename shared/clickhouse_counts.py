@@ -23,14 +23,12 @@ from clickhouse_driver.errors import ServerException
 from clickhouse_driver.util.escape import escape_param
 
 from shared.clickhouse import ClickHouse
+from shared.clickhouse_databases import is_gone
 from shared.clickhouse_tables import quoted
 from shared.completeness_metrics import COMPARED_TABLES, METRICS, MetricCount
 from shared.identifiers import validate_schema_name
 from shared.stats_days import DayRange
 from shared.tables import source_tables
-
-# ClickHouse's error codes (stable across releases) for a table or database that is gone.
-_UNKNOWN_TABLE, _UNKNOWN_DATABASE = 60, 81
 
 
 def _text(value: str) -> str:
@@ -100,7 +98,7 @@ class ClickHouseEventCounts:
         try:
             return await self._select(database, chosen, params)
         except ServerException as exc:
-            if exc.code not in (_UNKNOWN_TABLE, _UNKNOWN_DATABASE):
+            if not is_gone(exc):
                 raise
         present = {
             name

@@ -17,25 +17,19 @@ resend's look-up finds, so it inserts only what is missing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from clickhouse_driver.errors import ServerException
 
 from shared.clickhouse import ClickHouse
-from shared.clickhouse_object_tables import source_warehouse_statements
-from shared.clickhouse_shards import run_statements
+from shared.clickhouse_databases import SourceDatabases
 from shared.clickhouse_tables import base_type, quoted
 from shared.event_parsing import ParsedBatch, RejectedRow
 from shared.event_records import ID_AT, ORIGIN_AT, RAW_AT, EventRecord
 from shared.json_codec import canonical_json, load_json
 from shared.tables import source_tables
-
-# ClickHouse's error codes (stable across releases) for a table or database that is gone.
-_UNKNOWN_TABLE, _UNKNOWN_DATABASE = 60, 81
 
 # Partitions (months of `timestamp`) one INSERT writes at most; see `_insert`.
 _MONTHS_PER_INSERT = 50
@@ -95,42 +89,28 @@ class ClickHouseEventRows:
 
     def __init__(self, clickhouse: ClickHouse) -> None:
         self.clickhouse = clickhouse
-        self._ready: set[str] = set()
-        self._lock = asyncio.Lock()
+        self.databases = SourceDatabases(clickhouse)
 
     async def ensure_source(self, schema: str) -> None:
         """Create the source's database, tables (the sync's object tables too) and view
         unless this process did already."""
-        if schema in self._ready:
-            return
-        async with self._lock:
-            if schema not in self._ready:
-                cluster = self.clickhouse.target.cluster
-                await run_statements(self.clickhouse, source_warehouse_statements(schema, cluster))
-                self._ready.add(schema)
+        await self.databases.ensure(schema)
 
     async def _stored(self, table: sa.Table, columns: str, ids: Sequence[str]) -> list[Any]:
         schema = str(table.schema)
         unique = sorted(set(ids))
-        for attempt in range(2):
-            await self.ensure_source(schema)
+
+        async def look_up() -> list[Any]:
             rows: list[Any] = []
-            try:
-                for start in range(0, len(unique), _IDS_PER_QUERY):
-                    rows += await self.clickhouse.execute(
-                        f"SELECT {columns} FROM {quoted(schema)}.{quoted(table.name)} "
-                        "WHERE id IN %(ids)s",
-                        {"ids": tuple(unique[start : start + _IDS_PER_QUERY])},
-                    )
-            except ServerException as exc:
-                # Dropped since this process created it (the source deleted with its data,
-                # and one of its name registered again): made afresh, and looked up again.
-                if exc.code not in (_UNKNOWN_TABLE, _UNKNOWN_DATABASE) or attempt:
-                    raise
-                self._ready.discard(schema)
-                continue
+            for start in range(0, len(unique), _IDS_PER_QUERY):
+                rows += await self.clickhouse.execute(
+                    f"SELECT {columns} FROM {quoted(schema)}.{quoted(table.name)} "
+                    "WHERE id IN %(ids)s",
+                    {"ids": tuple(unique[start : start + _IDS_PER_QUERY])},
+                )
             return rows
-        raise AssertionError("unreachable: the second attempt returns or raises")
+
+        return await self.databases.run(schema, look_up)
 
     async def _insert(self, table: sa.Table, records: Sequence[EventRecord]) -> None:
         """One INSERT per block of at most _MONTHS_PER_INSERT months: a block spanning more

@@ -28,7 +28,6 @@ column; `raw` keeps the object as SendGrid sent it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -36,20 +35,16 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from clickhouse_driver.errors import ServerException
 
 from shared.clickhouse import ClickHouse
+from shared.clickhouse_databases import SourceDatabases
 from shared.clickhouse_event_rows import DATETIME_RANGE
-from shared.clickhouse_object_tables import VERSION, source_warehouse_statements
-from shared.clickhouse_shards import run_statements
+from shared.clickhouse_object_tables import VERSION
 from shared.clickhouse_tables import base_type, quoted
 from shared.json_codec import load_json
 from sync_service.listing_writer import ListingCounts
 from sync_service.object_keys import Key, key_names, key_reader
 from sync_service.object_records import Records, Row, as_records, with_content_hash
-
-# ClickHouse's error codes (stable across releases) for a table or database that is gone.
-_UNKNOWN_TABLE, _UNKNOWN_DATABASE = 60, 81
 
 # Keys per look-up: the keys are written into the statement, which must stay under the
 # server's default max_query_size (256 KiB) with keys of a few dozen bytes.
@@ -95,33 +90,18 @@ class ClickHouseObjects:
     def __init__(self, clickhouse: ClickHouse, clock: VersionClock | None = None) -> None:
         self.clickhouse = clickhouse
         self.clock = clock or VersionClock()
-        self._ready: set[str] = set()
-        self._lock = asyncio.Lock()
+        self.databases = SourceDatabases(clickhouse)
 
     async def ensure_source(self, schema: str) -> None:
         """Create the source's database and tables unless this process did already."""
-        if schema in self._ready:
-            return
-        async with self._lock:
-            if schema not in self._ready:
-                statements = source_warehouse_statements(schema, self.clickhouse.target.cluster)
-                await run_statements(self.clickhouse, statements)
-                self._ready.add(schema)
+        await self.databases.ensure(schema)
 
     async def read(self, table: sa.Table, sql: str, params: dict[str, Any] | None = None) -> Any:
-        """Run a statement on `table`'s database, made first; once more if it was dropped
-        since this process made it (the source deleted with its data, one of its name
-        registered again)."""
-        schema = str(table.schema)
-        for attempt in range(2):
-            await self.ensure_source(schema)
-            try:
-                return await self.clickhouse.execute(sql, params)
-            except ServerException as exc:
-                if exc.code not in (_UNKNOWN_TABLE, _UNKNOWN_DATABASE) or attempt:
-                    raise
-                self._ready.discard(schema)
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        """Run a statement on `table`'s database, made first (again, if it was dropped since
+        this process made it)."""
+        return await self.databases.run(
+            str(table.schema), lambda: self.clickhouse.execute(sql, params)
+        )
 
     @contextlib.asynccontextmanager
     async def listing(self, table: sa.Table, started: datetime) -> AsyncIterator[ClickHouseListing]:

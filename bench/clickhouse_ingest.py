@@ -44,7 +44,7 @@ from bench.ingest import (
     postmaster_pid,
 )
 from shared.clickhouse import ClickHouseTarget
-from shared.clickhouse_event_rows import _converters
+from shared.clickhouse_event_rows import driver_rows
 from shared.clickhouse_tables import quoted, source_database_statements
 from shared.migrate import upgrade_control_schema
 from shared.settings import Settings, load_settings
@@ -119,17 +119,10 @@ def _rows_by_table(records: Records) -> dict[str, list[list[Any]]]:
     """The parser's records as the driver takes them (converted as the service's writer
     converts them: booleans as 0/1), before the clock starts."""
     tables = source_tables(None).events
-    converted = {}
-    for name, table_records in records.items():
-        converters = _converters(tables[name])
-        rows = []
-        for record in table_records:
-            values = list(record)
-            for position, convert in converters:
-                values[position] = convert(values[position])
-            rows.append(values)
-        converted[name] = rows
-    return converted
+    return {
+        name: [list(row) for row in driver_rows(tables[name], table_records)]
+        for name, table_records in records.items()
+    }
 
 
 @dataclass

@@ -84,6 +84,21 @@ def _converters(table: sa.Table) -> list[tuple[int, Callable[[Any], Any]]]:
     ]
 
 
+def driver_rows(table: sa.Table, records: Sequence[EventRecord]) -> Sequence[Sequence[Any]]:
+    """The records as clickhouse-driver takes them for `table` (booleans as 0/1); the
+    records themselves when nothing needs converting."""
+    converters = _converters(table)
+    if not converters:
+        return records
+    converted = []
+    for record in records:
+        values = list(record)
+        for position, convert in converters:
+            values[position] = convert(values[position])
+        converted.append(values)
+    return converted
+
+
 class ClickHouseEventRows:
     """The event tables of every source on one ClickHouse server."""
 
@@ -131,16 +146,7 @@ class ClickHouseEventRows:
             await self._insert_block(table, block)
 
     async def _insert_block(self, table: sa.Table, records: Sequence[EventRecord]) -> None:
-        converters = _converters(table)
-        rows: Sequence[Sequence[Any]] = records
-        if converters:
-            converted = []
-            for record in records:
-                values = list(record)
-                for position, convert in converters:
-                    values[position] = convert(values[position])
-                converted.append(values)
-            rows = converted
+        rows = driver_rows(table, records)
         names = ", ".join(quoted(column.name) for column in table.columns)
         await self.clickhouse.insert(
             f"INSERT INTO {quoted(str(table.schema))}.{quoted(table.name)} ({names}) VALUES",
